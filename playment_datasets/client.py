@@ -1,0 +1,606 @@
+"""PlaymentClient: the Playment HTTP API, safely.
+
+The client pages through batches, reads job records and downloads result files through
+the attachment endpoint. It knows nothing of tables or disks. What it guarantees:
+
+- every request has a connect and a read timeout;
+- connection errors, timeouts, truncated bodies, 408, 429 (``Retry-After`` honoured) and
+  5xx are retried with exponential backoff and full jitter; other 4xx are not;
+- the attachment redirect is followed by the client itself, so ``x-api-key`` goes to the
+  API host only, never to the storage host the redirect points at;
+- an expired or refused signed URL is asked for again through the attachment endpoint;
+- the API key appears in no log line, exception message or ``repr``.
+
+Example:
+    >>> from playment_datasets.client import PlaymentClient
+    >>> client = PlaymentClient(api_key="...", base_url="http://127.0.0.1:8080")
+    >>> for job in client.iter_batch_jobs("PROJECT", "BATCH"):   # doctest: +SKIP
+    ...     record = client.get_job("PROJECT", job["id"])
+    ...     fetched = client.fetch_result(record["result"])
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from playment_datasets.errors import (
+    APIError,
+    AuthenticationError,
+    ConfigurationError,
+    InvalidIdError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServerError,
+    TransportError,
+)
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "FetchedResult",
+    "PlaymentClient",
+    "RetryPolicy",
+    "Timeouts",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.playment.io"
+API_KEY_ENV = "PLAYMENT_API_KEY"
+BASE_URL_ENV = "PLAYMENT_BASE_URL"
+
+_RETRY_STATUSES = frozenset({408, 429, 443, 444})
+_AUTH_CODES = frozenset({"auth-failure", "core.webutil.token_auth", "unauthorized_request"})
+_PERMISSION_CODES = frozenset({"unauthorized", "core.webutil.auther"})
+_NOT_FOUND_CODES = frozenset({"FS_0006", "resource_error"})
+_INVALID_CODES = frozenset({"GE_0001", "GE_0002", "invalid_request_error"})
+_SERVER_CODES = frozenset({"FS_0000", "FS_0008", "api_error"})
+_MAX_REDIRECTS = 5
+_NOT_RETRYABLE = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.URLRequired,
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry a failing request.
+
+    Attempt ``n`` (0-based) that fails waits a random time between 0 and
+    ``min(backoff_max, backoff_base * 2**n)`` seconds ("full jitter"), except after a
+    429/503 with ``Retry-After``, which is honoured up to ``retry_after_max`` seconds.
+
+    Example:
+        >>> RetryPolicy(attempts=3).attempts
+        3
+    """
+
+    attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_max: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigurationError(f"RetryPolicy.attempts must be >= 1; got {self.attempts}")
+        if self.backoff_base < 0 or self.backoff_max < 0 or self.retry_after_max < 0:
+            raise ConfigurationError("RetryPolicy delays must be >= 0")
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (0-based)."""
+        return rng.uniform(0.0, min(self.backoff_max, self.backoff_base * (2.0**attempt)))
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Connect and read timeouts in seconds; both are always set.
+
+    ``read`` bounds each wait for bytes from the server, not the whole download.
+    """
+
+    connect: float = 10.0
+    read: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.connect <= 0 or self.read <= 0:
+            raise ConfigurationError(
+                f"timeouts must be > 0 seconds; got connect={self.connect}, read={self.read}"
+            )
+
+
+@dataclass(frozen=True)
+class FetchedResult:
+    """A downloaded result file.
+
+    ``content`` is ``None`` when the server answered 304 Not Modified to the ``etag``
+    sent; the stored copy is then still current.
+    """
+
+    content: bytes | None
+    etag: str | None
+    not_modified: bool = False
+
+
+class _RateLimiter:
+    """Spaces requests at least ``1/rate`` seconds apart across all threads."""
+
+    def __init__(self, rate: float, sleep: Callable[[float], None]) -> None:
+        self._interval = 1.0 / rate
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+        self._sleep = sleep
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self._interval
+        if start > now:
+            self._sleep(start - now)
+
+
+class _Retry(Exception):
+    """Internal: this attempt failed in a retryable way."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class PlaymentClient:
+    """A thread-safe client of the Playment API.
+
+    Args:
+        api_key: the API key; defaults to the ``PLAYMENT_API_KEY`` environment variable.
+        base_url: the API host; defaults to ``PLAYMENT_BASE_URL``, else
+            ``https://api.playment.io``.
+        retry: a :class:`RetryPolicy`.
+        timeout: a :class:`Timeouts`.
+        pool_size: connections kept open per host; size it to the number of threads
+            that share the client.
+        rate_limit: at most this many requests per second in total, or ``None``.
+        sleep: the function used to wait between retries (tests pass a recorder).
+
+    Example:
+        >>> client = PlaymentClient(api_key="secret", base_url="http://127.0.0.1:1")
+        >>> client
+        PlaymentClient(base_url='http://127.0.0.1:1')
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: Timeouts | None = None,
+        pool_size: int = 32,
+        rate_limit: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
+        key = key.strip()
+        if not key:
+            raise ConfigurationError(
+                "no Playment API key: pass api_key=... or set the PLAYMENT_API_KEY environment "
+                "variable (GT Studio → Settings → API keys)"
+            )
+        if any(ch in key for ch in "\r\n\x00"):
+            raise ConfigurationError("the API key contains a line break or NUL; copy it again")
+        self._api_key = key
+        self.base_url = _check_base_url(base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
+        self._api_origin = _origin(self.base_url)
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout or Timeouts()
+        if rate_limit is not None and rate_limit <= 0:
+            raise ConfigurationError(f"rate_limit must be > 0 requests/s or None; got {rate_limit}")
+        self._sleep = sleep
+        self._limiter = _RateLimiter(rate_limit, sleep) if rate_limit else None
+        self._rng = random.Random()
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(1, pool_size), max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers["User-Agent"] = "playment-datasets"
+        # Environment proxies and .netrc could otherwise add credentials of their own.
+        self._session.trust_env = False
+
+    def __repr__(self) -> str:
+        return f"PlaymentClient(base_url={self.base_url!r})"
+
+    def __enter__(self) -> PlaymentClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._session.close()
+
+    # -- public API -----------------------------------------------------------------
+
+    def iter_batch_jobs(self, project_id: str, batch_id: str) -> Iterator[dict[str, Any]]:
+        """Yield every job summary of a batch, page after page.
+
+        Paging stops when ``next_page_token`` is absent, null or empty, when a token
+        repeats, or when a page has no jobs, so it never loops forever.
+
+        Example:
+            >>> ids = [j["id"] for j in client.iter_batch_jobs("P", "B")]  # doctest: +SKIP
+        """
+        path = f"/v1/projects/{_path_id(project_id, 'project id')}/batch/{_path_id(batch_id, 'batch id')}"
+        token = ""
+        seen: set[str] = set()
+        while True:
+            data = self._get_data(path, params={"page_token": token})
+            jobs = data.get("jobs")
+            if jobs is None:
+                jobs = []
+            if not isinstance(jobs, list):
+                raise APIError(
+                    f"batch listing {path}: expected 'jobs' to be a list, got "
+                    f"{type(jobs).__name__}; the API answered in an unknown format"
+                )
+            for job in jobs:
+                if isinstance(job, Mapping) and job.get("id") not in (None, ""):
+                    yield dict(job)
+                else:
+                    log.warning("batch listing %s: skipped a job summary without an id", path)
+            next_token = data.get("next_page_token")
+            if not jobs or next_token is None or str(next_token) == "":
+                return
+            next_token = str(next_token)
+            if next_token == token or next_token in seen:
+                log.warning("batch listing %s: page token repeated; stopping", path)
+                return
+            seen.add(next_token)
+            token = next_token
+
+    def get_job(self, project_id: str, job_id: str) -> dict[str, Any]:
+        """Return the job record: status, ids, workflow, and the private ``result`` URL.
+
+        Every field is optional except ``job_id``; a job that is not completed has an
+        empty or missing ``result``.
+
+        Example:
+            >>> record = client.get_job("P", "J")  # doctest: +SKIP
+            >>> record["status"], record["result"]  # doctest: +SKIP
+            ('completed', 'https://…/J.json')
+        """
+        path = f"/v1/projects/{_path_id(project_id, 'project id')}/jobs/{_path_id(job_id, 'job id')}"
+        data = dict(self._get_data(path))
+        if not data.get("job_id"):
+            data["job_id"] = job_id
+        return data
+
+    def get_project_details(self, project_id: str) -> dict[str, Any]:
+        """Return the project's name, base type and batches with their counters."""
+        return dict(self._get_data(f"/v1/projects/{_path_id(project_id, 'project id')}/details"))
+
+    def fetch_result(self, result_url: str, *, etag: str | None = None) -> FetchedResult:
+        """Download a result file (or a mask) through the attachment endpoint.
+
+        The endpoint redirects to a signed storage URL; this client follows it without
+        the API key. With ``etag``, ``If-None-Match`` is sent and a 304 answer gives
+        ``FetchedResult(content=None, not_modified=True)``. A signed URL that has expired
+        or is refused (403) is asked for again.
+
+        Example:
+            >>> got = client.fetch_result(record["result"], etag=old_etag)  # doctest: +SKIP
+            >>> got.not_modified  # doctest: +SKIP
+            True
+        """
+        _check_http_url(result_url, "result URL")
+        refused = 0
+        while True:
+            resp, _ = self._request(
+                self.base_url + "/v1/attachments", params={"url": result_url}, redirects=True,
+                raw=True,
+            )
+            if not resp.is_redirect:  # served directly, without a redirect
+                return FetchedResult(resp.content, _etag(resp))
+            location = urljoin(resp.url, resp.headers.get("Location", ""))
+            _check_http_url(location, "attachment redirect")
+            got = self._download(location, etag)
+            if got is not None:
+                return got
+            refused += 1
+            if refused >= self.retry.attempts:
+                raise PermissionDeniedError(
+                    f"the storage host refused the signed URL for {_safe_url(result_url)} "
+                    f"{refused} times (403); the signature keeps expiring or the object is "
+                    "private. Check the machine's clock, then try again.",
+                    status_code=403,
+                    url=_safe_url(location),
+                )
+            log.info("signed URL refused (403); asking the attachment endpoint again")
+            self._sleep(self.retry.backoff(refused - 1, self._rng))
+
+    # -- internals ------------------------------------------------------------------
+
+    def _download(self, url: str, etag: str | None) -> FetchedResult | None:
+        """GET a signed storage URL without the API key; ``None`` means 403 (re-sign)."""
+        headers = {"If-None-Match": etag} if etag else {}
+        for _ in range(_MAX_REDIRECTS):
+            resp, _ = self._request(url, headers=headers, redirects=True, raw=True, ok=(403, 304))
+            if resp.is_redirect:
+                url = urljoin(resp.url, resp.headers.get("Location", ""))
+                _check_http_url(url, "storage redirect")
+                continue
+            if resp.status_code == 304:
+                return FetchedResult(None, etag, not_modified=True)
+            if resp.status_code == 403:
+                return None
+            return FetchedResult(resp.content, _etag(resp))
+        raise TransportError(f"more than {_MAX_REDIRECTS} redirects downloading a result file")
+
+    def _get_data(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """GET an API path and return the ``data`` of its success envelope."""
+        resp, body = self._request(self.base_url + path, params=params)
+        data = (body or {}).get("data")
+        if not isinstance(data, dict):
+            raise APIError(
+                f"GET {path}: expected a JSON object under 'data', got {type(data).__name__}",
+                status_code=resp.status_code,
+                url=path,
+            )
+        return data
+
+    def _request(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        redirects: bool = False,
+        raw: bool = False,
+        ok: tuple[int, ...] = (),
+    ) -> tuple[requests.Response, dict[str, Any] | None]:
+        """One logical GET with retries: the response and its parsed JSON envelope.
+
+        ``redirects`` accepts a 3xx answer (returned to the caller, never followed
+        here); ``raw`` returns a 2xx body unparsed (result files are not envelopes);
+        ``ok`` lists other statuses handed back as they are.
+        """
+        send = dict(headers or {})
+        if _origin(url) == self._api_origin:
+            send["x-api-key"] = self._api_key
+        shown = _safe_url(url)
+        last = "no attempt made"
+        for attempt in range(self.retry.attempts):
+            if self._limiter:
+                self._limiter.wait()
+            try:
+                return self._attempt(url, params, send, redirects, raw, ok)
+            except _Retry as retry:
+                last = retry.reason
+                if attempt + 1 >= self.retry.attempts:
+                    break
+                delay = retry.retry_after
+                if delay is None:
+                    delay = self.retry.backoff(attempt, self._rng)
+                else:
+                    delay = min(delay, self.retry.retry_after_max)
+                log.info(
+                    "GET %s failed (%s); retry %d/%d in %.2f s",
+                    shown, last, attempt + 1, self.retry.attempts - 1, delay,
+                )
+                self._sleep(delay)
+        message = (
+            f"GET {shown} failed after {self.retry.attempts} attempts; last error: {last}. "
+            "The service or the network is failing; try again later (a pull resumes where it stopped)."
+        )
+        if last.startswith(("HTTP ", "server error")):
+            raise ServerError(message, url=shown)
+        raise TransportError(message)
+
+    def _attempt(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str],
+        redirects: bool,
+        raw: bool,
+        ok: tuple[int, ...],
+    ) -> tuple[requests.Response, dict[str, Any] | None]:
+        started = time.perf_counter()
+        try:
+            resp = self._session.get(
+                url,
+                params=params,
+                headers=headers,
+                timeout=(self.timeout.connect, self.timeout.read),
+                allow_redirects=False,
+            )
+        except _NOT_RETRYABLE as exc:
+            raise TransportError(
+                f"GET {_safe_url(url)} could not be sent: {type(exc).__name__}: "
+                f"{_scrub(str(exc), self._api_key)}"
+            ) from None
+        except requests.RequestException as exc:  # connection, timeout, truncated body
+            raise _Retry(f"{type(exc).__name__}: {_scrub(str(exc), self._api_key)}") from None
+        log.debug(
+            "GET %s -> %d (%.0f ms)", _safe_url(url), resp.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        _check_length(resp)
+        status = resp.status_code
+        if status in ok or (redirects and resp.is_redirect):
+            return resp, None
+        if status in _RETRY_STATUSES or status >= 500:
+            raise _Retry(f"HTTP {status}", _retry_after(resp))
+        if raw and 200 <= status < 300:
+            return resp, None
+        body = _json_body(resp)
+        if 200 <= status < 300:
+            if body is None:
+                raise _Retry(f"HTTP {status} with a body that is not JSON")
+            if body.get("success") is False:
+                self._raise_envelope(resp, body)
+            return resp, body
+        self._raise_envelope(resp, body)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _raise_envelope(self, resp: requests.Response, body: dict[str, Any] | None) -> None:
+        """Turn an error answer into the matching exception (or a retry)."""
+        status = resp.status_code
+        error = body.get("error") if body else None
+        code = message = None
+        if isinstance(error, Mapping):
+            code = str(error.get("code")) if error.get("code") is not None else None
+            message = str(error.get("message") or "")
+        if body is None:
+            message = _snippet(resp)
+        message = _scrub(message or "", self._api_key)
+        where = f"GET {_safe_url(resp.url)}"
+        said = f" ({code}: {message})" if code else (f": {message}" if message else "")
+        kwargs: dict[str, Any] = {"code": code, "status_code": status, "url": _safe_url(resp.url)}
+        if code in _SERVER_CODES:
+            raise _Retry(f"server error {code}")
+        if code in _AUTH_CODES or status == 401:
+            raise AuthenticationError(
+                f"{where}: the API key was refused{said}. Check PLAYMENT_API_KEY or the "
+                "api_key argument (GT Studio → Settings → API keys).",
+                **kwargs,
+            )
+        if code in _PERMISSION_CODES or status == 403:
+            raise PermissionDeniedError(
+                f"{where}: the API key has no access to this project or resource{said}. "
+                "Check the project id, or use a key of a member of that project.",
+                **kwargs,
+            )
+        if code in _NOT_FOUND_CODES or status in (404, 410):
+            raise NotFoundError(
+                f"{where}: not found{said}. Check the project, batch and job ids.", **kwargs
+            )
+        if code in _INVALID_CODES or 400 <= status < 500:
+            raise InvalidRequestError(f"{where}: the request was refused{said}.", **kwargs)
+        raise APIError(f"{where}: the API reported a failure{said}.", **kwargs)
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def _check_base_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}; got {url!r}"
+        )
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigurationError(
+            "base_url must not carry credentials, a query or a fragment; pass the key as "
+            "api_key= or PLAYMENT_API_KEY"
+        )
+    return url.strip().rstrip("/")
+
+
+def _check_http_url(url: str, what: str) -> None:
+    if not isinstance(url, str) or not url:
+        raise InvalidRequestError(f"{what} is empty; the job has no result to download")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TransportError(
+            f"refusing {what} {_safe_url(url)!r}: expected an http(s) URL, got scheme "
+            f"{parts.scheme or 'none'!r}"
+        )
+    if parts.username or parts.password:
+        raise TransportError(f"refusing {what} {_safe_url(url)!r}: it carries credentials")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _path_id(value: str, what: str) -> str:
+    """Percent-encode an id for a URL path, refusing ids that cannot be real."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidIdError(f"{what} must be a non-empty string; got {value!r}")
+    if value in (".", "..") or any(ord(ch) < 32 or ch in "/\\?#%" for ch in value) or len(value) > 256:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise InvalidIdError(
+            f"invalid {what} {shown!r}: expected the id as Playment shows it (letters, digits, "
+            "'-' and '_'); it must not contain '/', '\\', '?', '#', '%' or control characters"
+        )
+    return quote(value, safe="")
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its query string (signatures, tokens) for messages and logs."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else parts.path
+
+
+def _scrub(text: str, secret: str) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+def _etag(resp: requests.Response) -> str | None:
+    return resp.headers.get("ETag")
+
+
+def _json_body(resp: requests.Response) -> dict[str, Any] | None:
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _snippet(resp: requests.Response) -> str:
+    """A short, printable piece of a non-JSON body (an HTML page from a proxy, say)."""
+    text = resp.content[:200].decode("utf-8", "replace")
+    text = " ".join(text.split())
+    kind = resp.headers.get("Content-Type", "unknown type")
+    return f"HTTP {resp.status_code} with a non-JSON body ({kind}): {text!r}"
+
+
+def _check_length(resp: requests.Response) -> None:
+    """Treat a body shorter than its Content-Length as a transport failure."""
+    declared = resp.headers.get("Content-Length")
+    if declared is None or resp.headers.get("Content-Encoding") or resp.request.method == "HEAD":
+        return
+    try:
+        expected = int(declared)
+    except ValueError:
+        return
+    if len(resp.content) != expected:
+        raise _Retry(f"truncated body ({len(resp.content)} of {expected} bytes)")
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
