@@ -1,0 +1,487 @@
+"""pull(): one call from a Playment batch to a versioned local dataset.
+
+The stages, each streaming into the next so memory stays flat as a batch grows:
+
+1. list the batch (pages of job summaries);
+2. fetch job records and result files with a bounded pool of threads, storing each
+   raw result in the registry's content-addressed object store and journalling it, so
+   that a pull stopped at any point resumes without fetching anything twice;
+3. normalize each result into Arrow tables, in listing order, and append them to one
+   Parquet writer per table;
+4. commit a version — or, when the content equals the latest version, return that.
+
+A re-pull is incremental: it sends each result's stored ETag (``If-None-Match``) and
+skips the job record request for jobs whose listed status did not change, and it
+normalizes nothing until it meets a changed job. Jobs that fail after all retries, or
+whose result cannot be parsed, are listed in the ``errors`` table; the version still
+commits and says so.
+
+Example:
+    >>> import playment_datasets as pds
+    >>> ds = pds.pull("PROJECT_ID", "BATCH_ID", workers=32)  # doctest: +SKIP
+    >>> ds.annotations.groupby("label").size()               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from playment_datasets.client import PlaymentClient, RetryPolicy, Timeouts
+from playment_datasets.dataset import Dataset
+from playment_datasets.errors import (
+    APIError,
+    AuthenticationError,
+    PermissionDeniedError,
+    PlaymentDatasetsError,
+    PullError,
+    ServerError,
+    TransportError,
+)
+from playment_datasets.ids import validate_id
+from playment_datasets.normalize import normalize_result
+from playment_datasets.progress import make_progress
+from playment_datasets.registry import Registry
+from playment_datasets.schema import TABLES
+
+__all__ = ["DEFAULT_WORKERS", "PullStats", "pull"]
+
+log = logging.getLogger(__name__)
+
+#: Threads fetching at once. The work is waiting on the network, not the CPU, so this
+#: is sized for latency (see benchmarks/bench_pull.py for the measurement behind it).
+DEFAULT_WORKERS = 32
+
+#: This many consecutive jobs failing with server or network errors means the service
+#: is down rather than a few jobs being bad: the pull stops (and resumes later).
+_OUTAGE_STREAK = 20
+
+
+@dataclass
+class PullStats:
+    """What one pull did; stored in the manifest under ``pull``."""
+
+    listed: int = 0
+    fetched: int = 0
+    not_modified: int = 0
+    resumed: int = 0
+    skipped_job_requests: int = 0
+    failed: int = 0
+    bytes_downloaded: int = 0
+    seconds: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Outcome:
+    """What a worker learned about one job."""
+
+    job_id: str
+    record: dict[str, Any]
+    sha256: str | None = None
+    etag: str | None = None
+    content: bytes | None = None
+    error: dict[str, Any] | None = None
+    not_modified: bool = False
+    resumed: bool = False
+
+
+def pull(
+    project_id: str,
+    batch_id: str,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    registry: str | os.PathLike[str] | Registry | None = None,
+    workers: int = DEFAULT_WORKERS,
+    rate_limit: float | None = None,
+    progress: bool | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: Timeouts | None = None,
+    refresh_jobs: bool = False,
+) -> Dataset:
+    """Fetch every job result of a batch into a new version of a local dataset.
+
+    Args:
+        project_id: the Playment project id.
+        batch_id: the batch id.
+        api_key: defaults to the ``PLAYMENT_API_KEY`` environment variable.
+        base_url: defaults to ``PLAYMENT_BASE_URL``, else ``https://api.playment.io``.
+        registry: a :class:`Registry` or its path; defaults to ``PLAYMENT_DATASETS_HOME``,
+            else a per-user data directory.
+        workers: requests in flight at once.
+        rate_limit: at most this many requests per second, or ``None``.
+        progress: show progress bars; ``None`` shows them in a terminal or notebook.
+        retry, timeout: see :class:`RetryPolicy` and :class:`Timeouts`.
+        refresh_jobs: re-read every job record even when the listing shows the job
+            unchanged since the latest version (to refresh priority, tag, workflow).
+
+    Returns:
+        The new version, or the latest one when nothing changed. ``ds.errors`` lists
+        jobs that could not be fetched or parsed.
+
+    Raises:
+        AuthenticationError, PermissionDeniedError: the key was refused.
+        PullError: the API stopped answering; run the same call again to resume.
+
+    Example:
+        >>> ds = pull("PROJECT_ID", "BATCH_ID", progress=False)  # doctest: +SKIP
+        >>> ds.version, len(ds.jobs)                              # doctest: +SKIP
+        (1, 1000)
+    """
+    validate_id(project_id, "project id")
+    validate_id(batch_id, "batch id")
+    if workers < 1:
+        raise PlaymentDatasetsError(f"workers must be at least 1; got {workers}")
+    reg = registry if isinstance(registry, Registry) else Registry(registry)
+    client = PlaymentClient(
+        api_key, base_url=base_url, retry=retry, timeout=timeout,
+        pool_size=workers, rate_limit=rate_limit,
+    )
+    with client:
+        run = _PullRun(reg, client, project_id, batch_id, workers, progress, refresh_jobs)
+        return run.execute()
+
+
+class _PullRun:
+    """The state of one pull; :meth:`execute` runs it."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        client: PlaymentClient,
+        project_id: str,
+        batch_id: str,
+        workers: int,
+        progress: bool | None,
+        refresh_jobs: bool,
+    ) -> None:
+        self.registry = registry
+        self.client = client
+        self.project_id = project_id
+        self.batch_id = batch_id
+        self.workers = workers
+        self.progress = progress
+        self.refresh_jobs = refresh_jobs
+        self.stats = PullStats()
+        self.previous = _previous_version(registry, batch_id, project_id)
+
+    def execute(self) -> Dataset:
+        started = time.perf_counter()
+        with self.registry.open_staging(self.project_id, self.batch_id) as staging:
+            journal = staging.journal()
+            summaries = self._list()
+            log.info("listed %d jobs of batch %s", len(summaries), self.batch_id)
+            writer = staging.writer()
+            emitter = _Emitter(self, writer)
+            try:
+                self._fetch_all(summaries, journal, staging, emitter)
+            except KeyboardInterrupt:
+                log.warning(
+                    "pull of batch %s interrupted: %d of %d jobs are stored; run the same "
+                    "pull again to resume", self.batch_id, len(staging.journal()), len(summaries),
+                )
+                raise
+            jobs = emitter.manifest_jobs
+            content_changed = _content_id(jobs) != (self.previous.content_id if self.previous else None)
+            if content_changed or self.previous is None:
+                emitter.flush_pending()
+            self.stats.seconds = round(time.perf_counter() - started, 3)
+            writer.close()
+            result = staging.commit(
+                jobs=jobs,
+                source={"base_url": self.client.base_url},
+                extra={"pull": vars(self.stats)},
+            )
+        if self.stats.failed:
+            log.warning(
+                "batch %s: %d of %d jobs could not be fetched or parsed; they are listed in "
+                "the errors table of version %d", self.batch_id, self.stats.failed,
+                self.stats.listed, result.version,
+            )
+        verb = "committed" if result.created else "unchanged; latest is"
+        log.info("batch %s: %s version %d", self.batch_id, verb, result.version)
+        return self.registry.load(self.batch_id, result.version)
+
+    # -- listing ---------------------------------------------------------------------
+
+    def _list(self) -> list[dict[str, Any]]:
+        bar = make_progress(self.progress, desc="listing", unit="job")
+        summaries: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        with bar:
+            for summary in self.client.iter_batch_jobs(self.project_id, self.batch_id):
+                job_id = str(summary["id"])
+                if job_id in seen:  # a job listed twice is pulled once
+                    continue
+                validate_id(job_id, "job id")
+                seen.add(job_id)
+                summaries.append(summary)
+                bar.update(1)
+        self.stats.listed = len(summaries)
+        return summaries
+
+    # -- fetching --------------------------------------------------------------------
+
+    def _fetch_all(self, summaries, journal, staging, emitter: _Emitter) -> None:
+        """Fetch with a bounded window in flight; emit outcomes in listing order."""
+        window = self.workers * 4
+        pending = iter(summaries)
+        in_flight: deque[Future[_Outcome] | _Outcome] = deque()
+        submit = self._submitter(journal)
+        streak = 0
+        bar = make_progress(self.progress, desc="fetching", unit="job", total=len(summaries))
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="playment-pull")
+
+        def top_up() -> None:
+            while len(in_flight) < window:
+                summary = next(pending, None)
+                if summary is None:
+                    return
+                in_flight.append(submit(pool, summary))
+
+        try:
+            with bar:
+                top_up()
+                while in_flight:
+                    item = in_flight.popleft()
+                    outcome = item.result() if isinstance(item, Future) else item
+                    top_up()
+                    streak = streak + 1 if outcome.error and outcome.error["outage"] else 0
+                    if streak >= _OUTAGE_STREAK:
+                        self._raise_outage(staging, outcome)
+                    if not outcome.resumed:
+                        staging.record(outcome.job_id, outcome.record, outcome.sha256,
+                                       outcome.etag, outcome.error)
+                    emitter.emit(outcome)
+                    bar.update(1)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+    def _submitter(self, journal: Mapping[str, Any]):
+        """Returns submit(pool, summary): a finished outcome from the journal, or a future."""
+
+        def submit(pool: ThreadPoolExecutor, summary: dict[str, Any]) -> Future[_Outcome] | _Outcome:
+            job_id = str(summary["id"])
+            entry = journal.get(job_id)
+            if entry is not None and entry.error is None and (
+                entry.result_sha256 is None or self.registry.has_object(entry.result_sha256)
+            ):
+                self.stats.resumed += 1
+                return _Outcome(job_id, {**summary, **entry.job}, entry.result_sha256,
+                                entry.etag, resumed=True)
+            return pool.submit(self._fetch_one, summary)
+
+        return submit
+
+    def _fetch_one(self, summary: dict[str, Any]) -> _Outcome:
+        """Runs in a worker thread: the job record, then the result file."""
+        job_id = str(summary["id"])
+        before = self.previous.jobs.get(job_id) if self.previous else None
+        try:
+            record = self._job_record(summary, before)
+            url = record.get("result") or ""
+            status = str(record.get("status") or "")
+            if not url or status.lower() != "completed":
+                return _Outcome(job_id, record)
+            etag = None
+            if before and before.get("etag") and before.get("result_sha256"):
+                if self.registry.has_object(before["result_sha256"]):
+                    etag = before["etag"]
+            got = self.client.fetch_result(url, etag=etag)
+            if got.not_modified:
+                return _Outcome(job_id, record, before["result_sha256"], etag, not_modified=True)
+            assert got.content is not None
+            sha = self.registry.put_object(got.content)
+            return _Outcome(job_id, record, sha, got.etag, content=got.content)
+        except AuthenticationError:
+            raise  # the key is refused: no job can succeed
+        except PermissionDeniedError as exc:
+            if exc.url and "/projects/" in exc.url:
+                raise  # no access to the project: no job can succeed
+            return _Outcome(job_id, dict(summary), error=_error_entry("fetch", exc))
+        except (APIError, TransportError) as exc:
+            outage = isinstance(exc, (ServerError, TransportError))
+            return _Outcome(job_id, dict(summary), error=_error_entry("fetch", exc, outage))
+
+    def _job_record(self, summary: dict[str, Any], before: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The job record; taken from the latest version when the listing shows no change."""
+        if (
+            not self.refresh_jobs
+            and before
+            and before.get("result_url")
+            and str(summary.get("status")) == before.get("status")
+        ):
+            self.stats.skipped_job_requests += 1
+            return {**summary, "job_id": summary["id"], "status": before["status"],
+                    "result": before["result_url"], "_from_previous": True}
+        record = self.client.get_job(self.project_id, str(summary["id"]))
+        return {**summary, **record}
+
+    def _raise_outage(self, staging, outcome: _Outcome) -> None:
+        stored = len(staging.journal())
+        raise PullError(
+            f"the Playment API stopped answering while pulling batch {self.batch_id}: "
+            f"{_OUTAGE_STREAK} jobs in a row failed after all retries (last: "
+            f"{outcome.error.get('message') if outcome.error else ''}). {stored} of "
+            f"{self.stats.listed} jobs are stored; run the same pull again to resume."
+        )
+
+
+class _Emitter:
+    """Normalizes outcomes in listing order and writes them.
+
+    Jobs whose result equals the latest version's are held back as ids only: if the
+    whole batch turns out unchanged no version is made and nothing is normalized.
+    """
+
+    def __init__(self, run: _PullRun, writer) -> None:
+        self.run = run
+        self.writer = writer
+        self.pending: list[_Outcome] = []
+        self.manifest_jobs: dict[str, dict[str, str | None]] = {}
+        self.flushed = run.previous is None
+
+    def emit(self, outcome: _Outcome) -> None:
+        stats = self.run.stats
+        if outcome.error:
+            stats.failed += 1
+            kind = outcome.error["error_type"]
+            stats.failures[kind] = stats.failures.get(kind, 0) + 1
+        elif outcome.not_modified:
+            stats.not_modified += 1
+        elif outcome.content is not None:
+            stats.fetched += 1
+            stats.bytes_downloaded += len(outcome.content)
+        self.manifest_jobs[outcome.job_id] = _manifest_entry(outcome)
+        meta = _Outcome(outcome.job_id, outcome.record, outcome.sha256, outcome.etag,
+                        error=outcome.error, not_modified=outcome.not_modified)
+        unchanged = self._unchanged(outcome)
+        if not self.flushed and unchanged:
+            self.pending.append(meta)
+            return
+        self.flush_pending()
+        self._write(outcome)
+
+    def flush_pending(self) -> None:
+        if self.flushed:
+            return
+        self.flushed = True
+        for meta in self.pending:
+            self._write(meta)
+        self.pending.clear()
+
+    def _unchanged(self, outcome: _Outcome) -> bool:
+        previous = self.run.previous
+        if previous is None or outcome.error:
+            return False
+        before = previous.jobs.get(outcome.job_id)
+        return bool(before) and before.get("result_sha256") == outcome.sha256
+
+    def _write(self, outcome: _Outcome) -> None:
+        record = dict(outcome.record)
+        if record.pop("_from_previous", False) and self.run.previous:
+            record = {**self.run.previous.records().get(outcome.job_id, {}), **record}
+        record.update(
+            project_id=self.run.project_id, batch_id=self.run.batch_id,
+            etag=outcome.etag, result_sha256=outcome.sha256,
+        )
+        record.setdefault("job_id", outcome.job_id)
+        if outcome.error:
+            tables = normalize_result(None, record)
+            tables["errors"] = _error_table(outcome.job_id, outcome.error)
+        else:
+            raw = outcome.content
+            if raw is None and outcome.sha256:
+                raw = self.run.registry.get_object(outcome.sha256)
+            tables = normalize_result(raw, record)
+        self.writer.write(tables)
+
+
+@dataclass
+class _Previous:
+    """The latest committed version of the batch, as far as a re-pull needs it."""
+
+    registry: Registry
+    batch_id: str
+    version: int
+    content_id: str
+    jobs: dict[str, dict[str, Any]]
+    _records: dict[str, dict[str, Any]] | None = None
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        """Job records of the latest version (read once, only when needed)."""
+        if self._records is None:
+            rows = self.registry.load(self.batch_id, self.version).arrow("jobs").to_pylist()
+            self._records = {
+                row["job_id"]: _record_from_row(row) for row in rows
+            }
+        return self._records
+
+
+def _record_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Map a ``jobs`` table row back to the API's job record field names."""
+    names = {"n_frames": "frames", "n_annotations": "annotations", "source_url": "result"}
+    keep = ("reference_id", "status", "work_flow_id", "tag", "priority_weight")
+    record = {k: row[k] for k in keep if row.get(k) is not None}
+    record.update({api: row[col] for col, api in names.items() if row.get(col) is not None})
+    return record
+
+
+def _previous_version(registry: Registry, batch_id: str, project_id: str) -> _Previous | None:
+    version = registry.latest_version(batch_id)
+    if version is None:
+        return None
+    manifest = registry.manifest(batch_id, version)
+    if manifest.get("project_id") != project_id:
+        return None
+    return _Previous(registry, batch_id, version, manifest["content_id"], dict(manifest["jobs"]))
+
+
+def _manifest_entry(outcome: _Outcome) -> dict[str, str | None]:
+    record = outcome.record
+    return {
+        "result_sha256": outcome.sha256,
+        "etag": outcome.etag,
+        "status": str(record.get("status")) if record.get("status") is not None else None,
+        "result_url": record.get("result") or None,
+        "error": outcome.error["error_type"] if outcome.error else None,
+    }
+
+
+def _content_id(jobs: Mapping[str, Mapping[str, Any]]) -> str:
+    from playment_datasets.registry import content_id
+
+    return content_id(jobs)
+
+
+def _error_entry(stage: str, exc: PlaymentDatasetsError, outage: bool = False) -> dict[str, Any]:
+    return {
+        "stage": stage,
+        "error_type": type(exc).__name__,
+        "message": str(exc),
+        "http_status": getattr(exc, "status_code", None),
+        "code": getattr(exc, "code", None),
+        "outage": outage,
+    }
+
+
+def _error_table(job_id: str, error: Mapping[str, Any]) -> pa.Table:
+    schema = TABLES["errors"]
+    row = {
+        "job_id": job_id, "stage": error.get("stage"), "error_type": error.get("error_type"),
+        "message": error.get("message"), "http_status": error.get("http_status"),
+        "code": error.get("code"), "raw_sha256": None,
+    }
+    return pa.Table.from_pylist([row], schema=schema)
+
