@@ -1,0 +1,5 @@
+"""``python -m playment_datasets`` runs the command line."""
+
+from playment_datasets.cli import main
+
+raise SystemExit(main())

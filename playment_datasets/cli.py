@@ -1,0 +1,465 @@
+"""The ``playment-datasets`` command line: a thin layer over the public API.
+
+Commands parse arguments, call the library and format its answer, as aligned text or
+as JSON with ``--json``. Library errors become one line on stderr and an exit code:
+0 success, 1 user error, 2 usage error, 3 partial pull (some jobs in ``errors``),
+130 interrupted.
+
+Example:
+    $ playment-datasets demo
+    $ playment-datasets pull PROJECT_ID BATCH_ID --workers 32
+    $ playment-datasets show BATCH_ID@2 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from playment_datasets import __version__
+from playment_datasets.errors import ConfigurationError, PlaymentDatasetsError
+
+__all__ = ["main", "build_parser", "render_docs"]
+
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class UsageError(PlaymentDatasetsError):
+    """A command line that cannot be understood (exit code 2)."""
+
+
+# -- argument parsing ---------------------------------------------------------------
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("common options")
+    group.add_argument("--registry", metavar="PATH",
+                       help="registry directory (default: $PLAYMENT_DATASETS_HOME, else a "
+                            "per-user data directory)")
+    group.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    group.add_argument("--debug", action="store_true",
+                       help="show debug logs and full tracebacks")
+    return common
+
+
+COMMANDS: dict[str, dict[str, str]] = {
+    "pull": {
+        "help": "fetch a batch into a new dataset version",
+        "example": "playment-datasets pull 905ea3ee-… 468b6ae3-… --workers 32",
+    },
+    "list": {"help": "list batches and their versions", "example": "playment-datasets list"},
+    "show": {
+        "help": "summarize a version: counts per table, per type, top labels",
+        "example": "playment-datasets show 468b6ae3-…@2",
+    },
+    "diff": {
+        "help": "what changed between two versions",
+        "example": "playment-datasets diff 468b6ae3-…@1 468b6ae3-…@2",
+    },
+    "verify": {
+        "help": "re-hash stored files and report corruption",
+        "example": "playment-datasets verify 468b6ae3-…",
+    },
+    "export": {
+        "help": "export a version to COCO, YOLO or CSV",
+        "example": "playment-datasets export 468b6ae3-… --format coco --out coco/ "
+                   "--image-size 1920x1080",
+    },
+    "emulator": {
+        "help": "run the built-in Playment API emulator",
+        "example": "playment-datasets emulator --jobs 200 --latency-ms 20",
+    },
+    "demo": {
+        "help": "offline demo: emulator + pull + show, in one command",
+        "example": "playment-datasets demo",
+    },
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used to generate ``docs/cli.md``)."""
+    parser = argparse.ArgumentParser(
+        prog="playment-datasets",
+        description="Pull Playment annotation batches into versioned pandas/Parquet datasets.",
+        epilog="Environment: PLAYMENT_API_KEY, PLAYMENT_BASE_URL, PLAYMENT_DATASETS_HOME.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = _common()
+
+    def add(name: str) -> argparse.ArgumentParser:
+        info = COMMANDS[name]
+        return sub.add_parser(
+            name, parents=[common], help=info["help"], description=info["help"] + ".",
+            epilog=f"example:\n  {info['example']}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    p = add("pull")
+    p.add_argument("project_id", help="Playment project id")
+    p.add_argument("batch_id", help="Playment batch id")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="requests in flight at once (default 32)")
+    p.add_argument("--base-url", help="API host (default $PLAYMENT_BASE_URL or https://api.playment.io)")
+    p.add_argument("--rate-limit", type=float, metavar="RPS", help="at most RPS requests per second")
+    p.add_argument("--refresh-jobs", action="store_true",
+                   help="re-read every job record, even for jobs unchanged since the last version")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    add("list")
+    p = add("show")
+    p.add_argument("dataset", metavar="BATCH_ID[@VERSION]", help="version: number, tag or latest")
+    p = add("diff")
+    p.add_argument("a", metavar="BATCH_ID@A")
+    p.add_argument("b", metavar="BATCH_ID@B")
+    p = add("verify")
+    p.add_argument("dataset", nargs="?", metavar="BATCH_ID[@VERSION]",
+                   help="what to verify (default: every version)")
+    p = add("export")
+    p.add_argument("dataset", metavar="BATCH_ID[@VERSION]")
+    p.add_argument("--format", required=True, choices=("coco", "yolo", "csv"))
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--image-size", metavar="WxH", type=_image_size,
+                   help="pixel size of every image, e.g. 1920x1080 (COCO needs it)")
+
+    p = add("emulator")
+    p.add_argument("--port", type=int, default=0, help="API port (default: a free one)")
+    p.add_argument("--jobs", type=_positive_int, default=50, help="jobs in the generated batch")
+    p.add_argument("--seed", type=int, default=0, help="generator seed")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every request")
+    p.add_argument("--faults", metavar="SPEC", help='e.g. "500=0.1,429=0.05;retry_after=1"')
+    p.add_argument("--api-key", default=None, help="key the emulator accepts")
+
+    p = add("demo")
+    p.add_argument("--jobs", type=_positive_int, default=48, help="jobs in the demo batch")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1920x1080, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"image size must be positive, got {text!r}")
+    return width, height
+
+
+def parse_dataset_ref(text: str, *, require_version: bool = False) -> tuple[str, str]:
+    """Split ``BATCH_ID[@VERSION]`` into ``(batch_id, version)``.
+
+    Example:
+        >>> parse_dataset_ref("b1@3")
+        ('b1', '3')
+        >>> parse_dataset_ref("b1")
+        ('b1', 'latest')
+    """
+    batch, sep, version = text.partition("@")
+    if not batch or (sep and not version) or "@" in version:
+        raise UsageError(
+            f"expected BATCH_ID or BATCH_ID@VERSION (a number, a tag or 'latest'); got {text!r}"
+        )
+    if require_version and not sep:
+        raise UsageError(f"expected BATCH_ID@VERSION, e.g. {batch}@1; got {text!r}")
+    return batch, version or "latest"
+
+
+# -- commands -----------------------------------------------------------------------
+
+
+def _registry(args: argparse.Namespace):
+    from playment_datasets.registry import Registry
+
+    return Registry(args.registry)
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from playment_datasets.pull import DEFAULT_WORKERS, pull
+
+    ds = pull(
+        args.project_id, args.batch_id, base_url=args.base_url, registry=args.registry,
+        workers=args.workers or DEFAULT_WORKERS, rate_limit=args.rate_limit,
+        progress=False if (args.no_progress or args.json) else None,
+        refresh_jobs=args.refresh_jobs,
+    )
+    summary = summarize(ds)
+    _emit(args, summary, render_summary)
+    return EXIT_PARTIAL if summary["counts"].get("errors", 0) else EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    frame = _registry(args).datasets()
+    rows = json.loads(frame.to_json(orient="records", date_format="iso")) if len(frame) else []
+    _emit(args, rows, lambda r: render_table(r) if r else "no datasets yet; run "
+          "'playment-datasets pull PROJECT_ID BATCH_ID' or 'playment-datasets demo'")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    batch, version = parse_dataset_ref(args.dataset)
+    ds = _registry(args).load(batch, version)
+    _emit(args, summarize(ds), render_summary)
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    batch_a, a = parse_dataset_ref(args.a, require_version=True)
+    batch_b, b = parse_dataset_ref(args.b, require_version=True)
+    if batch_a != batch_b:
+        raise UsageError(f"diff compares two versions of one batch; got {batch_a!r} and {batch_b!r}")
+    diff = _registry(args).diff(batch_a, a, b)
+    summary = {"batch_id": batch_a, "a": a, "b": b, **diff.summary()}
+    _emit(args, summary, lambda s: render_mapping(s))
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    batch, version = parse_dataset_ref(args.dataset) if args.dataset else (None, None)
+    report = _registry(args).verify(batch, version if batch else None)
+    problems = [vars(p) if hasattr(p, "__dict__") else p for p in report.problems]
+    data = {"ok": report.ok, "checked": getattr(report, "checked", None), "problems": problems}
+    _emit(args, data, lambda d: "ok: every file matches its manifest" if d["ok"]
+          else "CORRUPT:\n" + render_table(d["problems"]))
+    return EXIT_OK if report.ok else EXIT_USER
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from playment_datasets import exports
+
+    batch, version = parse_dataset_ref(args.dataset)
+    ds = _registry(args).load(batch, version)
+    out = Path(args.out)
+    if args.format == "coco":
+        path = exports.to_coco(ds, out, image_size=args.image_size)
+    elif args.format == "yolo":
+        path = exports.to_yolo(ds, out, image_size=args.image_size)
+    else:
+        path = exports.to_csv(ds, out)
+    _emit(args, {"format": args.format, "path": str(path)},
+          lambda d: f"wrote {d['format']} export to {d['path']}")
+    return EXIT_OK
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    from playment_datasets.emulator.__main__ import run_emulator_cli
+
+    argv = ["--port", str(args.port), "--jobs", str(args.jobs), "--seed", str(args.seed),
+            "--latency-ms", str(args.latency_ms)]
+    if args.faults:
+        argv += ["--faults", args.faults]
+    if args.api_key:
+        argv += ["--api-key", args.api_key]
+    return run_emulator_cli(argv)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from playment_datasets.emulator import Emulator
+    from playment_datasets.pull import pull
+
+    registry = args.registry or tempfile.mkdtemp(prefix="playment-demo-")
+    with Emulator(jobs=args.jobs, seed=7) as emu:
+        ds = pull(emu.project_id, emu.batch_id, api_key=emu.api_key, base_url=emu.base_url,
+                  registry=registry, progress=False if args.json else None)
+    summary = summarize(ds)
+    summary["registry"] = str(registry)
+    if args.json:
+        _emit(args, summary, render_summary)
+        return EXIT_OK
+    print(f"Started the built-in Playment emulator and pulled batch {ds.batch_id}.\n")
+    print(render_summary(summary))
+    print(textwrap.dedent(f"""
+        Load it in Python:
+            import playment_datasets as pds
+            ds = pds.load("{ds.batch_id}", registry="{registry}")
+            ds.annotations.query("type == 'rectangle'").groupby("label").size()
+        """).rstrip())
+    return EXIT_OK
+
+
+# -- summaries and rendering ---------------------------------------------------------
+
+
+def summarize(ds: Any) -> dict[str, Any]:
+    """A JSON-ready summary of a dataset version: counts per table, type and label."""
+    manifest = ds.manifest
+    ann = ds.table("annotations", columns=["type", "label"])
+    by_type = ann["type"].value_counts().sort_index()
+    labels = ann["label"].value_counts().head(10)
+    kinds = ds.table("jobs", columns=["result_kind"])["result_kind"].value_counts().sort_index()
+    return {
+        "batch_id": ds.batch_id,
+        "project_id": ds.project_id,
+        "version": ds.version,
+        "created_at": manifest.get("created_at"),
+        "content_id": manifest.get("content_id"),
+        "path": str(ds.path),
+        "counts": {name: int(n) for name, n in manifest.get("counts", {}).items()},
+        "result_kinds": {str(k): int(v) for k, v in kinds.items()},
+        "annotation_types": {str(k): int(v) for k, v in by_type.items()},
+        "top_labels": {str(k): int(v) for k, v in labels.items()},
+    }
+
+
+def render_summary(s: dict[str, Any]) -> str:
+    lines = [
+        f"batch     {s['batch_id']}  (project {s['project_id']})",
+        f"version   {s['version']}  created {s['created_at']}",
+        f"path      {s['path']}",
+        "",
+        _side_by_side(
+            ("table", "rows", s["counts"]),
+            ("result kind", "jobs", s["result_kinds"]),
+        ),
+        "",
+        _side_by_side(
+            ("annotation type", "rows", s["annotation_types"]),
+            ("top label", "rows", s["top_labels"]),
+        ),
+    ]
+    if s["counts"].get("errors"):
+        lines += ["", f"WARNING: {s['counts']['errors']} jobs could not be fetched or parsed; "
+                      "see ds.errors"]
+    return "\n".join(lines)
+
+
+def _side_by_side(*blocks: tuple[str, str, dict[str, int]]) -> str:
+    rendered = [render_table([{head: k, unit: v} for k, v in data.items()] or [{head: "-", unit: ""}])
+                .splitlines() for head, unit, data in blocks]
+    width = max(len(line) for line in rendered[0]) + 4
+    height = max(len(block) for block in rendered)
+    out = []
+    for i in range(height):
+        left = rendered[0][i] if i < len(rendered[0]) else ""
+        right = " ".join(b[i] if i < len(b) else "" for b in rendered[1:])
+        out.append((left.ljust(width) + right).rstrip())
+    return "\n".join(out)
+
+
+def render_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows of dicts as an aligned text table; numbers right-aligned."""
+    if not rows:
+        return ""
+    headers = list(rows[0])
+    cells = [[_cell(row.get(h)) for h in headers] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    numeric = [all(isinstance(row.get(h), (int, float)) or row.get(h) is None for row in rows)
+               for h in headers]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w)
+                         for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def render_mapping(data: dict[str, Any]) -> str:
+    width = max(len(k) for k in data)
+    return "\n".join(f"{k.ljust(width)}  {_cell(v)}" for k, v in data.items())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _emit(args: argparse.Namespace, data: Any, human: Callable[[Any], str]) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, default=str, sort_keys=False))
+    else:
+        print(human(data))
+
+
+# -- entry point --------------------------------------------------------------------
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "pull": cmd_pull, "list": cmd_list, "show": cmd_show, "diff": cmd_diff,
+    "verify": cmd_verify, "export": cmd_export, "emulator": cmd_emulator, "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return HANDLERS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume where it stopped",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except UsageError as exc:
+        if args.debug:
+            raise
+        parser.print_usage(sys.stderr)
+        print(f"playment-datasets {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (PlaymentDatasetsError, ConfigurationError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER
+
+
+def render_docs() -> str:
+    """The Markdown of ``docs/cli.md``, generated from the parsers' help."""
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # help text wraps to the terminal: pin it for the docs
+    try:
+        parser = build_parser()
+        main_help = parser.format_help().rstrip()
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands = {name: cmd.format_help().rstrip() for name, cmd in sub.choices.items()}
+    finally:
+        if previous is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = previous
+    parts = [
+        "# Command line reference",
+        "",
+        "Generated from `playment-datasets --help`; a test fails when this page is stale.",
+        "Regenerate it with `python -m playment_datasets.cli --write-docs docs/cli.md`.",
+        "",
+        "Exit codes: 0 success, 1 user error (bad id, bad key, unknown batch, corruption",
+        "found by `verify`), 2 usage error, 3 partial pull (some jobs in `errors`),",
+        "130 interrupted (run the same command again to resume).",
+        "",
+        "```text",
+        main_help,
+        "```",
+    ]
+    for name, text in commands.items():
+        parts += ["", f"## `playment-datasets {name}`", "", "```text", text, "```"]
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    if sys.argv[1:2] == ["--write-docs"]:
+        Path(sys.argv[2]).write_text(render_docs(), encoding="utf-8")
+        raise SystemExit(0)
+    raise SystemExit(main())
