@@ -1,0 +1,43 @@
+"""A local Playment API for tests, demos, notebooks and benchmarks.
+
+:class:`Emulator` serves generated batches over real HTTP on loopback (an API host and a
+separate signed-URL storage host), with optional latency and faults; ``generate_batch``
+builds deterministic batches in every Playment result format.
+
+Example:
+    >>> from playment_datasets.emulator import Emulator, GeneratedBatch
+    >>> with Emulator(GeneratedBatch("p1", "b1", "Batch 1", jobs=[])) as emu:
+    ...     emu.project_id, emu.batch_id
+    ('p1', 'b1')
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from playment_datasets.emulator.batch import GeneratedBatch, GeneratedJob, GroundTruth
+from playment_datasets.emulator.faults import FaultPlan
+from playment_datasets.emulator.server import Emulator, EmulatorStats
+
+if TYPE_CHECKING:
+    from playment_datasets.emulator.generator import generate_batch
+
+__all__ = [
+    "Emulator",
+    "EmulatorStats",
+    "FaultPlan",
+    "GeneratedBatch",
+    "GeneratedJob",
+    "GroundTruth",
+    "generate_batch",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The generator is imported on first use: it is the heaviest part of the package
+    # and the server does not need it to serve a batch built by hand.
+    if name == "generate_batch":
+        from playment_datasets.emulator.generator import generate_batch
+
+        return generate_batch
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
