@@ -132,9 +132,16 @@ def test_http_401_with_a_non_json_body_is_an_authentication_error() -> None:
 
 
 def test_foreign_project_is_permission_denied(client: PlaymentClient, emu: Emulator) -> None:
+    emu.add_foreign_project("someone-elses-project")
     with pytest.raises(PermissionDeniedError) as info:
         client.get_job("someone-elses-project", emu.batch.jobs[0].job_id)
     assert info.value.code == "unauthorized"
+
+
+def test_unknown_project_is_not_found(client: PlaymentClient) -> None:
+    with pytest.raises(NotFoundError) as info:
+        client.get_job("no-such-project", "00000000-0000-0000-0000-000000000000")
+    assert info.value.code == "resource_error"
 
 
 def test_unknown_job_is_not_found(client: PlaymentClient, emu: Emulator) -> None:
