@@ -656,3 +656,12 @@ def test_cli_rejects_a_bad_fault_spec(capsys: pytest.CaptureFixture[str]) -> Non
     assert run_emulator_cli(["--faults", "500=2"]) == 2
     assert "fault rate" in capsys.readouterr().err
     assert run_emulator_cli(["--jobs", "many"]) == 2
+
+
+def test_module_entry_point_shows_its_options() -> None:
+    done = subprocess.run([sys.executable, "-m", "playment_datasets.emulator", "--help"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    for option in ("--jobs", "--seed", "--port", "--storage-port", "--latency-ms", "--faults",
+                   "--page-size", "--api-key"):
+        assert option in done.stdout
