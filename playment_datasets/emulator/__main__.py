@@ -87,11 +87,10 @@ def run_emulator_cli(argv: Sequence[str] | None = None, *, stdout: TextIO | None
     try:
         with emulator:
             _print_details(emulator, out, as_json=args.json)
-            try:
-                while not stop.wait(0.2):
-                    pass
-            except KeyboardInterrupt:
+            while not stop.wait(0.2):
                 pass
+    except KeyboardInterrupt:  # Ctrl-C is the normal way to stop; the with-block cleaned up
+        pass
     finally:
         _restore_sigterm(previous)
     if not args.json:

@@ -411,11 +411,13 @@ class StorageHandler(_BaseHandler):
         if self._apply_fault(fault):
             return
         response = self._object(split.path, params)
-        sent = self._write(response, fault)
+        # Count before writing: a client may read the counters as soon as it has the answer.
         if response.status == 200:
-            emulator._count_bytes(sent)
+            size = len(response.body)
+            emulator._count_bytes(size // 2 if fault == "truncate" else size)
         elif response.status == 304:
             emulator._count_not_modified()
+        self._write(response, fault)
 
     def _object(self, path: str, params: dict[str, str]) -> Response:
         verdict = self.emulator._signer.check(path, params)

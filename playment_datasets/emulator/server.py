@@ -195,7 +195,7 @@ class Emulator:
                 return self
             self._started = True
         for name, server in (("api", self._api_server), ("storage", self._storage_server)):
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
                                       name=f"playment-emulator-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -210,9 +210,11 @@ class Emulator:
             self._stopped = True
             started = self._started
         self._stopping.set()
-        if started:
-            self._api_server.shutdown()
+        if started:  # both loops at once: each shutdown() waits up to one poll interval
+            waiter = threading.Thread(target=self._api_server.shutdown, daemon=True)
+            waiter.start()
             self._storage_server.shutdown()
+            waiter.join()
         self._close_servers()
         for thread in self._threads:
             thread.join(timeout=5)

@@ -1,0 +1,399 @@
+"""Turn one Playment result file into Arrow tables (pure: no I/O, no HTTP).
+
+:func:`normalize_result` detects the result format (image shapes, video trackers,
+image / video / point-cloud segmentation, sensor fusion, classification), reads every
+documented field and quirk, and returns one table per name of
+:data:`~playment_datasets.schema.TABLE_NAMES`. Fields it does not understand are kept
+in the ``extra`` JSON column of the nearest table. A result that cannot be read (not
+JSON, wrong types, non-finite numbers, absurd nesting…) becomes one row of the
+``errors`` table with the JSON path of the problem; the job keeps its ``jobs`` row.
+The rules are documented in ``docs/schema.md``.
+
+Example:
+    >>> from playment_datasets.normalize import normalize_result
+    >>> raw = b'{"data": {"annotations": {"rectangles": [{"_id": "a1", "label": "car",'
+    >>> raw += b' "coordinates": [{"x": 0.1, "y": 0.2}, {"x": 0.3, "y": 0.2},'
+    >>> raw += b' {"x": 0.3, "y": 0.4}, {"x": 0.1, "y": 0.4}]}]}}}'
+    >>> tables = normalize_result(raw, {"job_id": "j1", "status": "completed"})
+    >>> tables["annotations"].to_pylist()[0]["x_max"]
+    0.3
+    >>> tables["jobs"].column("result_kind").to_pylist()
+    ['image']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from playment_datasets.errors import ConfigurationError, ResultFormatError
+from playment_datasets.normalize._base import Bad, Out, bad, build_tables, encode, need_dict
+from playment_datasets.normalize._formats import (
+    add_classification,
+    add_cloud_segment,
+    add_frames,
+    add_legend_list,
+    add_legend_object,
+    add_sensor_entry,
+    add_video_segment,
+    is_attribute_value,
+    is_cuboid_3d,
+)
+from playment_datasets.normalize._shapes import add_image, add_tracker
+
+__all__ = ["normalize_result", "to_pixels"]
+
+_CONTAINERS = frozenset({"annotations", "annotation_data", "annotations_data", "legend",
+                         "video_data", "sensor_data", "masks", "Masks"})
+_STAGE = "normalize"
+
+
+def _reject_constant(name: str) -> Any:
+    raise Bad("$", f"expected finite numbers, got the literal {name}", "non_finite_number")
+
+
+def _parse(raw: bytes | str) -> Any:
+    """Decode and parse result bytes, turning every failure into :class:`Bad`."""
+    if isinstance(raw, str):
+        text = raw
+    else:
+        try:
+            text = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Bad("$", f"expected UTF-8 text, got the byte 0x{bytes(raw)[exc.start]:02x} "
+                      f"at offset {exc.start}", "invalid_encoding") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.strip():
+        raise Bad("$", "expected a JSON document, got an empty body", "empty")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        hint = ""
+        if text.lstrip()[:1] == "<":
+            hint = " (the body looks like HTML or XML, e.g. an error page)"
+        raise Bad(f"$ (line {exc.lineno}, column {exc.colno})",
+                  f"expected valid JSON, got a syntax error: {exc.msg}{hint}",
+                  "invalid_json") from None
+    except RecursionError:
+        raise Bad("$", "expected a reasonably nested document, got nesting too deep to parse",
+                  "too_deep") from None
+
+
+def _annotation_data(body: dict[str, Any], extra: dict[str, Any],
+                     base: str) -> tuple[list[Any], str]:
+    name = "annotation_data" if "annotation_data" in body else "annotations_data"
+    data = need_dict(body[name], f"{base}.{name}")
+    entries = data.get("annotations")
+    path = f"{base}.{name}.annotations"
+    if entries is None:
+        entries = []
+    elif type(entries) is not list:
+        raise bad(path, "an array of annotations", entries)
+    rest = {k: v for k, v in data.items() if k != "annotations"}
+    if "sensor_data" in rest and "sensor_data" not in body:
+        body["sensor_data"] = rest.pop("sensor_data")  # a documented nesting slip
+    if rest:
+        extra[name] = rest
+    return entries, path
+
+
+def _frames_of(out: Out, body: dict[str, Any], extra: dict[str, Any], path: str) -> None:
+    for name in ("video_data", "sensor_data"):
+        container = body.get(name)
+        if container is None:
+            continue
+        container = need_dict(container, f"{path}.{name}")
+        rest = {k: v for k, v in container.items() if k != "frames"}
+        if rest:
+            extra[name] = rest
+        if container.get("frames") is not None:
+            add_frames(out, container["frames"], f"{path}.{name}.frames")
+    for name in ("frames", "Frames"):
+        if type(body.get(name)) is list:
+            add_frames(out, body[name], f"{path}.{name}")
+
+
+def _kind_of_entries(body: dict[str, Any], entries: list[Any]) -> str:
+    dicts = [e for e in entries if type(e) is dict]
+    if any("frames" in e for e in dicts):
+        return "video"
+    if any("legend" in e or "url" in e for e in dicts):
+        return "video_segmentation"
+    if "masks" in body or "Masks" in body or any("class_id" in e for e in dicts):
+        return "point_cloud_segmentation"
+    if "sensor_data" in body or any(is_cuboid_3d(e) for e in dicts):
+        return "sensor_fusion"
+    if "video_data" in body:
+        return "video"
+    return "sensor_fusion"
+
+
+def detect_kind(body: Any) -> str:
+    """The result kind of a parsed, unwrapped result body (see ``docs/schema.md``)."""
+    if type(body) is not dict:
+        return "unknown"
+    if type(body.get("annotations")) is dict:
+        return "image"
+    for name in ("annotation_data", "annotations_data"):
+        data = body.get(name)
+        if type(data) is dict:
+            entries = data.get("annotations")
+            probe = dict(body)
+            if "sensor_data" in data:
+                probe.setdefault("sensor_data", data["sensor_data"])
+            return _kind_of_entries(probe, entries if type(entries) is list else [])
+    legend = body.get("legend")
+    if type(legend) is dict:
+        return "image_segmentation"
+    if type(legend) is list:
+        return "point_cloud_segmentation"
+    if "video_data" in body:
+        return "video"
+    if "sensor_data" in body:
+        return "sensor_fusion"
+    if not _CONTAINERS.intersection(body) and (
+        "attributes" in body or "label" in body
+        or any(is_attribute_value(v) for v in body.values())
+    ):
+        return "classification"
+    return "unknown"
+
+
+def _fill(out: Out, body: dict[str, Any], kind: str, path: str) -> tuple[dict[str, Any], Any]:
+    """Emit the rows of ``body``; return (unknown top-level keys, image_url)."""
+    extra: dict[str, Any] = {}
+    image_url = None
+    if kind == "image":
+        rest = add_image(out, body, path)
+        if rest:
+            extra["annotations"] = rest
+        image_url = body.get("image_url")
+        if image_url is not None and type(image_url) is not str:
+            raise bad(f"{path}.image_url", "a string", image_url)
+        known: frozenset[str] = frozenset({"annotations", "image_url"})
+    elif kind in ("image_segmentation", "point_cloud_segmentation") and "legend" in body:
+        url = body.get("url")
+        if url is not None and type(url) is not str:
+            raise bad(f"{path}.url", "a string", url)
+        if type(body["legend"]) is dict:
+            add_legend_object(out, body["legend"], f"{path}.legend", url)
+        else:
+            add_legend_list(out, body["legend"], f"{path}.legend", url)
+        known = frozenset({"legend", "url"})
+    elif kind in ("video", "video_segmentation", "point_cloud_segmentation", "sensor_fusion"):
+        entries: list[Any] = []
+        epath = f"{path}.annotation_data.annotations"
+        if "annotation_data" in body or "annotations_data" in body:
+            entries, epath = _annotation_data(body, extra, path)
+        _frames_of(out, body, extra, path)
+        masks = body.get("masks", body.get("Masks"))
+        masks = {} if masks is None else need_dict(masks, f"{path}.masks")
+        for i, entry in enumerate(entries):
+            epath_i = f"{epath}[{i}]"
+            ordinal = f"annotations[{i}]"
+            if kind == "video":
+                add_tracker(out, entry, epath_i, ordinal)
+            elif kind == "video_segmentation":
+                add_video_segment(out, need_dict(entry, epath_i), epath_i, ordinal)
+            elif kind == "point_cloud_segmentation":
+                add_cloud_segment(out, need_dict(entry, epath_i), epath_i, ordinal, masks)
+            else:
+                add_sensor_entry(out, entry, epath_i, ordinal)
+        known = frozenset({"annotation_data", "annotations_data", "video_data", "sensor_data",
+                           "masks", "Masks", "frames", "Frames"})
+    elif kind == "classification":
+        return add_classification(out, body, path), None
+    else:  # unknown: keep everything
+        return dict(body), None
+    for k, v in body.items():
+        if k not in known:
+            extra[k] = v
+    return extra, image_url
+
+
+def _text(value: Any) -> str | None:
+    """A job-record field as text (job records are trusted more loosely than results)."""
+    if value is None:
+        return None
+    text = value if type(value) is str else str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _integer(value: Any) -> int | None:
+    if type(value) is int and -(2**63) < value < 2**63:
+        return value
+    if type(value) is float and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if type(value) is str and value.strip().isdigit() and value.strip().isascii():
+        return int(value) if int(value) < 2**63 else None
+    return None
+
+
+def _jobs_row(job: Mapping[str, Any], job_id: str | None, kind: str, image_url: str | None,
+              sha: str | None, extra: str | None) -> tuple[Any, ...]:
+    g = job.get
+    return (
+        job_id, _text(g("reference_id")), _text(g("project_id")), _text(g("batch_id")),
+        _text(g("status")), _text(g("work_flow_id")), _text(g("tag")),
+        _integer(g("priority_weight")), _integer(g("frames", g("n_frames"))),
+        _integer(g("annotations", g("n_annotations"))), kind,
+        _text(g("result", g("source_url"))), image_url, sha, _text(g("etag")), extra,
+    )
+
+
+def _bad_string_path(obj: Any) -> str:
+    """JSON path of the first string that is not valid Unicode (a lone surrogate)."""
+    stack: list[tuple[Any, str]] = [(obj, "$")]
+    while stack:
+        value, path = stack.pop()
+        if type(value) is str:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return path
+        elif type(value) is dict:
+            for k, v in reversed(list(value.items())):
+                try:
+                    k.encode("utf-8")
+                except UnicodeEncodeError:
+                    return f"{path} (a key)"
+                stack.append((v, f"{path}.{k}"))
+        elif type(value) is list:
+            stack.extend((v, f"{path}[{i}]") for i, v in reversed(list(enumerate(value))))
+    return "$"
+
+
+def normalize_result(
+    raw: bytes | str | Mapping[str, Any] | None,
+    job: Mapping[str, Any] | None = None,
+    *,
+    strict: bool = False,
+) -> dict[str, pa.Table]:
+    """Normalize one job's result file into one Arrow table per table name.
+
+    Args:
+        raw: the result file as bytes or text, or already parsed; ``None`` when the
+            job has no result (not completed).
+        job: the job record (``job_id``, ``status`` and optionally ``reference_id``,
+            ``project_id``, ``batch_id``, ``work_flow_id``, ``tag``,
+            ``priority_weight``, ``frames``, ``annotations``, ``result`` (URL),
+            ``etag``, ``result_sha256``) — the source of the ``jobs`` row.
+        strict: raise :class:`~playment_datasets.errors.ResultFormatError` for a result
+            that cannot be normalized, instead of returning an ``errors`` row.
+
+    Returns:
+        ``{name: pyarrow.Table}`` for every name of ``TABLE_NAMES``, in order, each
+        with exactly the schema ``TABLES[name]`` (empty tables included).
+
+    Example:
+        >>> t = normalize_result(b'{"category": "cat"}', {"job_id": "j2"})
+        >>> t["attributes"].select(["name", "value"]).to_pylist()
+        [{'name': 'category', 'value': 'cat'}]
+        >>> normalize_result(b"<html>", {"job_id": "j3"})["errors"].column("error_type")[0]
+        <pyarrow.StringScalar: 'invalid_json'>
+    """
+    job = job or {}
+    job_id = _text(job.get("job_id", job.get("id")))
+    if raw is None:
+        return build_tables(None, _jobs_row(job, job_id, "none", None,
+                                            _text(job.get("result_sha256")), None), None)
+    if isinstance(raw, (bytes, bytearray, memoryview, str)):
+        data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+        sha: str | None = hashlib.sha256(data).hexdigest()
+    else:
+        sha = _text(job.get("result_sha256"))
+    kind = "unknown"
+    body: Any = None
+    try:
+        try:
+            parsed = _parse(raw) if isinstance(raw, (bytes, bytearray, memoryview, str)) else raw
+            body = parsed
+            if type(parsed) is not dict:
+                raise bad("$", "a JSON object", parsed if type(parsed) is not str else "…")
+            path = "$"
+            outer: dict[str, Any] = {}
+            if "data" in parsed:
+                body = need_dict(parsed["data"], "$.data")
+                outer = {k: v for k, v in parsed.items() if k != "data"}
+                path = "$.data"
+            kind = detect_kind(body)
+            out = Out(job_id)
+            extra, image_url = _fill(out, body, kind, path)
+            if outer:
+                extra["$outer"] = outer
+            row = _jobs_row(job, job_id, kind, image_url, sha,
+                            encode(extra, path) if extra else None)
+            try:
+                return build_tables(out, row, None)
+            except UnicodeEncodeError:
+                raise Bad(_bad_string_path(parsed),
+                          "expected valid Unicode text, got a lone surrogate escape",
+                          "invalid_string") from None
+        except RecursionError:
+            raise Bad("$", "expected a reasonably nested document, got nesting too deep",
+                      "too_deep") from None
+    except Bad as exc:
+        if strict:
+            raise ResultFormatError(
+                f"the result of job {job_id!r} cannot be normalized: at {exc.path}: "
+                f"{exc.detail}. Fix or re-export the result, or pass strict=False to record "
+                "it in the errors table instead.",
+                job_id=job_id, path=exc.path,
+            ) from None
+        error = (job_id, _STAGE, exc.error_type, f"at {exc.path}: {exc.detail}", None, None, sha)
+    except Exception as exc:  # a bug must not lose the job: record it like a bad result
+        if strict:
+            raise ResultFormatError(
+                f"the result of job {job_id!r} could not be normalized "
+                f"({type(exc).__name__}: {exc})", job_id=job_id, path="$",
+            ) from exc
+        error = (job_id, _STAGE, "internal", f"at $: {type(exc).__name__}: {exc}"[:2000],
+                 None, None, sha)
+    return build_tables(None, _jobs_row(job, job_id, kind, None, sha, None), error)
+
+
+def to_pixels(df: pd.DataFrame, width: float | str, height: float | str) -> pd.DataFrame:
+    """Return a copy of ``df`` with normalized coordinates converted to pixels.
+
+    ``x_min``, ``x_max`` and ``x`` are multiplied by ``width``; ``y_min``, ``y_max`` and
+    ``y`` by ``height``. Each of ``width`` / ``height`` is a number or the name of a
+    column of ``df`` (per-row image sizes, e.g. after a merge with image metadata).
+
+    Example:
+        >>> import pandas as pd
+        >>> to_pixels(pd.DataFrame({"x_min": [0.5], "y_min": [0.25]}), 640, 480)
+           x_min  y_min
+        0  320.0  120.0
+    """
+    def factor(value: float | str, name: str) -> Any:
+        if isinstance(value, str):
+            if value not in df.columns:
+                raise ConfigurationError(
+                    f"{name}={value!r} names no column of the DataFrame; pass a number or one "
+                    f"of {', '.join(map(str, df.columns))}")
+            return df[value]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigurationError(
+                f"{name} must be a positive number of pixels or a column name, got {value!r}")
+        return value
+
+    w = factor(width, "width")
+    h = factor(height, "height")
+    result = df.copy()
+    for col in ("x_min", "x_max", "x"):
+        if col in result.columns:
+            result[col] = result[col] * w
+    for col in ("y_min", "y_max", "y"):
+        if col in result.columns:
+            result[col] = result[col] * h
+    return result

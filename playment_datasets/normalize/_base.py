@@ -1,0 +1,267 @@
+"""Building blocks of the normalizer: value checks, row buffers, keys, attributes.
+
+Rows are collected as plain tuples in the column order of :data:`~playment_datasets.
+schema.TABLES` and turned into one Arrow table per table name at the end; nothing here
+touches pandas or builds Arrow objects per row.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from playment_datasets.schema import TABLE_NAMES, TABLES
+
+_INT64_MAX = 2**63 - 1
+_EMPTY = {name: TABLES[name].empty_table() for name in TABLE_NAMES}
+
+
+class Bad(Exception):
+    """A result that does not have the documented shape (internal, carries the JSON path)."""
+
+    def __init__(self, path: str, message: str, error_type: str = "wrong_type") -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.detail = message
+        self.error_type = error_type
+
+
+def describe(value: Any) -> str:
+    """A short description of a JSON value for error messages."""
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
+             float: "number", type(None): "null"}
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{names.get(type(value), type(value).__name__)} {text}"
+
+
+def bad(path: str, expected: str, got: Any) -> Bad:
+    """Build the exception for a value of the wrong type or shape."""
+    if type(got) is float and got - got != 0:
+        return Bad(path, f"expected {expected}, got the non-finite number {got!r}",
+                   "non_finite_number")
+    return Bad(path, f"expected {expected}, got {describe(got)}")
+
+
+def num(value: Any, path: str) -> float:
+    """A finite JSON number as float (booleans are not numbers)."""
+    t = type(value)
+    if t is float:
+        if value - value == 0:
+            return value  # type: ignore[no-any-return]
+    elif t is int:
+        if -(2**53) <= value <= 2**53:
+            return float(value)
+    raise bad(path, "a finite number", value)
+
+
+def opt_num(value: Any, path: str) -> float | None:
+    return None if value is None else num(value, path)
+
+
+def opt_int(value: Any, path: str) -> int | None:
+    """An optional JSON integer that fits in int64."""
+    if value is None:
+        return None
+    if type(value) is int and -_INT64_MAX <= value <= _INT64_MAX:
+        return value
+    if type(value) is int:
+        raise Bad(path, f"expected an integer that fits in 64 bits, got {describe(value)}",
+                  "out_of_range")
+    raise bad(path, "an integer", value)
+
+
+def opt_str(value: Any, path: str) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    raise bad(path, "a string", value)
+
+
+def opt_bool(value: Any, path: str) -> bool | None:
+    if value is None or type(value) is bool:
+        return value
+    raise bad(path, "true or false", value)
+
+
+def need_dict(value: Any, path: str) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise bad(path, "an object", value)
+    return value
+
+
+def need_list(value: Any, path: str) -> list[Any]:
+    if type(value) is not list:
+        raise bad(path, "an array", value)
+    return value
+
+
+def encode(value: Any, path: str) -> str:
+    """Compact JSON text of ``value`` (for ``extra`` columns and non-string values)."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise Bad(path, "expected finite numbers only, got NaN or Infinity",
+                  "non_finite_number") from None
+
+
+def suffix_index(key: str) -> int | None:
+    """The integer suffix of a point or edge key: ``"p10"`` → 10; None when there is none."""
+    if key[1:].isdigit() and key[1:].isascii():
+        value = int(key[1:])
+    else:
+        end = len(key)
+        start = end
+        while start > 0 and "0" <= key[start - 1] <= "9":
+            start -= 1
+        if start == end:
+            return None
+        value = int(key[start:end])
+    return value if value <= 2**31 - 1 else None
+
+
+def sort_keys(keys: list[str]) -> list[str]:
+    """Keys in the order of their integer suffix (``p9`` before ``p10``), others last."""
+    decorated = []
+    for k in keys:
+        idx = suffix_index(k)
+        decorated.append((0, idx, k) if idx is not None else (1, 0, k))
+    decorated.sort()
+    return [k for _, _, k in decorated]
+
+
+def parse_label(label: str) -> tuple[str, int | None]:
+    """Split a segmentation label into class name and instance: ``"car # 4"`` → ("car", 4)."""
+    head, sep, tail = label.rpartition("#")
+    tail = tail.strip()
+    if sep and tail.isdigit() and tail.isascii() and int(tail) <= _INT64_MAX:
+        return head.strip(), int(tail)
+    return label.strip(), None
+
+
+def rgb_to_hex(text: str) -> str | None:
+    """``"rgb(244, 35, 242)"`` → ``"#f423f2"``; None when ``text`` is not that shape."""
+    t = text.strip()
+    if t[:4].lower() == "rgb(" and t.endswith(")"):
+        parts = t[4:-1].split(",")
+        if len(parts) == 3:
+            try:
+                r, g, b = (int(p) for p in parts)
+            except ValueError:
+                return None
+            if 0 <= r < 256 and 0 <= g < 256 and 0 <= b < 256:
+                return f"#{r:02x}{g:02x}{b:02x}"
+    return None
+
+
+def is_hex_color(text: str) -> bool:
+    return (len(text) == 7 and text[0] == "#" and text[1:].isascii()
+            and all(c in "0123456789abcdefABCDEF" for c in text[1:]))
+
+
+class Out:
+    """Row buffers of one job plus the annotation-key allocator."""
+
+    def __init__(self, job_id: str | None) -> None:
+        self.job_id = job_id
+        self.prefix = f"{job_id}/" if job_id else "/"
+        self.seen: set[str] = set()
+        self.frame_index: dict[str, int] = {}
+        self.annotations: list[tuple[Any, ...]] = []
+        self.points: list[tuple[Any, ...]] = []
+        self.edges: list[tuple[Any, ...]] = []
+        self.attributes: list[tuple[Any, ...]] = []
+        self.cuboids_3d: list[tuple[Any, ...]] = []
+        self.frames: list[tuple[Any, ...]] = []
+        self.segments: list[tuple[Any, ...]] = []
+
+    def key(self, base: str, frame_id: str | None) -> str:
+        """A key unique within the job: ``job/_id``, ``@frame``, then ``#2``, ``#3``…"""
+        key = self.prefix + base if frame_id is None else f"{self.prefix}{base}@{frame_id}"
+        if key in self.seen:
+            n = 2
+            while f"{key}#{n}" in self.seen:
+                n += 1
+            key = f"{key}#{n}"
+        self.seen.add(key)
+        return key
+
+    def add_attributes(self, attrs: Any, path: str, key: str, frame_id: str | None,
+                       extra: dict[str, Any]) -> None:
+        """Explode an ``attributes`` object (or list) into rows of the attributes table.
+
+        Keys of an attribute other than ``value`` and ``state`` go to
+        ``extra["attributes"][name]``.
+        """
+        if attrs is None:
+            return
+        rows = self.attributes
+        job_id = self.job_id
+        if type(attrs) is list:
+            items = []
+            for i, item in enumerate(attrs):
+                if type(item) is not dict or type(item.get("name")) is not str:
+                    raise bad(f"{path}[{i}]", 'an object with a string "name"', item)
+                items.append((item["name"], {k: v for k, v in item.items() if k != "name"}))
+        elif type(attrs) is dict:
+            items = list(attrs.items())
+        else:
+            raise bad(path, "an object or an array", attrs)
+        for name, entry in items:
+            state = None
+            if type(entry) is dict:
+                value = entry.get("value")
+                state = entry.get("state")
+                if state is not None and type(state) is not str:
+                    raise bad(f"{path}.{name}.state", "a string", state)
+                if len(entry) > ("value" in entry) + ("state" in entry):
+                    rest = {k: v for k, v in entry.items() if k not in ("value", "state")}
+                    extra.setdefault("attributes", {})[name] = rest
+            else:
+                value = entry
+            if type(value) is str:
+                rows.append((job_id, key, frame_id, name, value, None, state))
+            elif type(value) is list:
+                if not value:
+                    rows.append((job_id, key, frame_id, name, None, None, state))
+                for i, v in enumerate(value):
+                    if type(v) is not str:
+                        v = self._scalar(v, f"{path}.{name}.value[{i}]")
+                    rows.append((job_id, key, frame_id, name, v, i, state))
+            else:
+                value = self._scalar(value, f"{path}.{name}.value")
+                rows.append((job_id, key, frame_id, name, value, None, state))
+
+    @staticmethod
+    def _scalar(value: Any, path: str) -> str | None:
+        if value is None:
+            return None
+        if type(value) in (int, float, bool):
+            return encode(value, path)
+        raise bad(path, "a string, a number, a boolean or an array of them", value)
+
+
+def build_tables(out: Out | None, jobs_row: tuple[Any, ...],
+                 error_row: tuple[Any, ...] | None) -> dict[str, pa.Table]:
+    """One Arrow table per table name, in canonical order (empty ones included)."""
+    rows: dict[str, list[tuple[Any, ...]]] = {"jobs": [jobs_row]}
+    if out is not None:
+        rows.update(annotations=out.annotations, points=out.points, edges=out.edges,
+                    attributes=out.attributes, cuboids_3d=out.cuboids_3d, frames=out.frames,
+                    segments=out.segments)
+    if error_row is not None:
+        rows["errors"] = [error_row]
+    result = {}
+    for name in TABLE_NAMES:
+        table_rows = rows.get(name)
+        if not table_rows:
+            result[name] = _EMPTY[name]
+            continue
+        schema = TABLES[name]
+        columns = zip(*table_rows)
+        result[name] = pa.Table.from_arrays(
+            [pa.array(col, type=f.type) for col, f in zip(columns, schema)], schema=schema
+        )
+    return result
