@@ -614,8 +614,10 @@ def test_generated_batch_is_served_end_to_end() -> None:
                 continue
             body = requests.get(signed_location(emulator, data["result"]), timeout=TIMEOUT)
             assert body.content == job.result_bytes
-            for url in re.findall(re.escape(emulator.storage_url) + r'[^"\\]+',
-                                  body.text):
+            urls = re.findall(re.escape(emulator.storage_url) + r'[^"\\]+', body.text)
+            masks = [u for u in urls if any(u.endswith("/" + key) for key in job.assets)]
+            assert len(masks) >= len(job.assets)
+            for url in masks:
                 asset = requests.get(signed_location(emulator, url), timeout=TIMEOUT)
                 assert asset.status_code == 200 and asset.content in job.assets.values()
 

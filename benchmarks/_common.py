@@ -1,0 +1,74 @@
+"""Shared pieces of the benchmark scripts: timing, child processes, tables.
+
+Benchmarks print figures and ratios against a baseline measured in the same run;
+these machines are shared and noisy, so every figure is a median of several runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def median_time(fn: Callable[[], Any], runs: int) -> tuple[float, list[float]]:
+    """Median wall time of ``fn`` over ``runs`` runs, and every run's time."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), times
+
+
+def run_child(code: str, *args: str, env: dict[str, str] | None = None,
+              cwd: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Run Python ``code`` in a fresh process; it prints one JSON object last.
+
+    The child's peak RSS (``ru_maxrss``) is added as ``peak_rss_mb``.
+    """
+    prelude = (
+        "import json, resource, sys, time\n"
+        "def _report(**fields):\n"
+        "    fields['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "    print(json.dumps(fields))\n"
+    )
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-c", prelude + code, *args], env=full_env, cwd=cwd,
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def print_table(title: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Print rows of dicts as an aligned table under a title."""
+    print(f"\n{title}")
+    if not rows:
+        print("  (nothing measured)")
+        return
+    headers = list(rows[0])
+    cells = [[_fmt(row.get(h)) for h in headers] for row in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    print("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  " + "  ".join("-" * w for w in widths))
+    for c in cells:
+        print("  " + "  ".join(v.rjust(w) for v, w in zip(c, widths)))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else str(value)
