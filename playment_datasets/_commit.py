@@ -203,6 +203,7 @@ def commit_staging(
             "library_version": library_version(),
             "schema_version": SCHEMA_VERSION,
             "tables": list(TABLE_NAMES),
+            "n_jobs": len(jobs_v),
             "counts": {name: int(counts[name]) for name in TABLE_NAMES},
             "files": files,
             "jobs": jobs_v,
@@ -227,6 +228,7 @@ def commit_staging(
             "content_id": cid,
             "created_at": created_at,
             "parent": manifest["parent"],
+            "n_jobs": len(jobs_v),
             "counts": manifest["counts"],
             "path": dest.relative_to(reg.root).as_posix(),
         }

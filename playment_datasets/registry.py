@@ -204,7 +204,7 @@ class Registry:
         tag_part = f" and tags {_join([repr(t) for t in sorted(tags)])}" if tags else " and no tags"
         raise DatasetNotFoundError(
             f"batch {batch_id!r} has no version {version!r}: it has versions "
-            f"{_join([str(v) for v in versions])}{tag_part}; use one of those (or 'latest')."
+            f"{', '.join(str(v) for v in versions)}{tag_part}; use one of those (or 'latest')."
         )
 
     # -- staging -------------------------------------------------------------------
@@ -291,7 +291,7 @@ class Registry:
                         "batch_id": batch_id,
                         "version": int(v),
                         "created_at": info["created_at"],
-                        "n_jobs": int(counts.get("jobs", 0)),
+                        "n_jobs": int(info.get("n_jobs", counts.get("jobs", 0))),
                         "n_annotations": int(counts.get("annotations", 0)),
                         "n_errors": int(counts.get("errors", 0)),
                         "tags": tags_of.get(int(v), []),
