@@ -65,7 +65,7 @@ def test_reading_is_lazy_and_cached(reg: Registry) -> None:
     (ds.path / "points.parquet").unlink()  # load() did not read it, and neither does jobs
     assert len(ds.jobs) == 2
     with pytest.raises(CorruptDatasetError, match="points.parquet is missing"):
-        ds.points
+        _ = ds.points
     first = ds.annotations
     (ds.path / "annotations.parquet").unlink()
     again = ds.annotations  # served from the cache
@@ -96,4 +96,7 @@ def test_missing_or_mismatched_manifest(reg: Registry, tmp_path: Path) -> None:
 
 def test_job_metadata_is_kept_for_renormalization(reg: Registry) -> None:
     meta = reg.load("batch1").job_metadata()
-    assert meta == {"j1": {"id": "j1", "status": "completed"}, "j2": {"id": "j2", "status": "completed"}}
+    assert meta == {
+        "j1": {"id": "j1", "status": "completed"},
+        "j2": {"id": "j2", "status": "completed"},
+    }

@@ -21,7 +21,7 @@ from playment_datasets.errors import (
 )
 from playment_datasets.registry import Registry, default_registry_path
 from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES, TABLES
-from playment_datasets.staging import TableWriter, content_id_of
+from playment_datasets.staging import TableWriter
 
 
 # -- helpers shared by the other registry test modules ----------------------------------
@@ -141,7 +141,9 @@ def test_staging_is_never_visible_to_load(reg: Registry) -> None:
 def test_table_writer_row_groups_metadata_and_empty_tables(tmp_path: Path) -> None:
     w = TableWriter(tmp_path / "t", row_group_rows=10)
     for start in range(0, 25, 3):
-        rows = [{"job_id": f"j{i}", "annotation_key": f"k{i}"} for i in range(start, min(start + 3, 25))]
+        rows = [
+            {"job_id": f"j{i}", "annotation_key": f"k{i}"} for i in range(start, min(start + 3, 25))
+        ]
         w.write({"annotations": make_table("annotations", rows)})
     counts = w.close()
     assert counts["annotations"] == 25 and counts["points"] == 0
@@ -372,7 +374,9 @@ def test_gc_removes_stale_staging_not_held(reg: Registry) -> None:
 
 # -- verify ----------------------------------------------------------------------------
 def test_verify_catches_flipped_byte_missing_file_and_bad_object(reg: Registry) -> None:
-    r1 = commit_batch(reg, {"j1": b"raw-1", "j2": b"raw-2"}, [{"job_id": "j1", "annotation_key": "a"}])
+    r1 = commit_batch(
+        reg, {"j1": b"raw-1", "j2": b"raw-2"}, [{"job_id": "j1", "annotation_key": "a"}]
+    )
     assert reg.verify().ok and reg.verify("batch1", 1).ok
     manifest = reg.manifest("batch1")
 
