@@ -11,20 +11,17 @@ hold the lock.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
 
 from playment_datasets.errors import RegistryLockError
 
-try:  # POSIX
-    import fcntl
-
-    _HAVE_FCNTL = True
-except ImportError:  # pragma: no cover - Windows
+if sys.platform == "win32":  # pragma: no cover - Windows
     import msvcrt
-
-    _HAVE_FCNTL = False
+else:
+    import fcntl
 
 __all__ = ["FileLock"]
 
@@ -50,10 +47,10 @@ class FileLock:
 
     def _try_lock(self, fd: int) -> bool:
         try:
-            if _HAVE_FCNTL:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            else:  # pragma: no cover - Windows
+            if sys.platform == "win32":  # pragma: no cover - Windows
                 msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            else:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return False
         return True
@@ -89,11 +86,11 @@ class FileLock:
         if fd is None:
             return
         try:
-            if _HAVE_FCNTL:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            else:  # pragma: no cover - Windows
+            if sys.platform == "win32":  # pragma: no cover - Windows
                 os.lseek(fd, 0, os.SEEK_SET)
                 msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+            else:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
 
