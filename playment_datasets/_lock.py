@@ -62,7 +62,10 @@ class FileLock:
         deadline = time.monotonic() + max(self.timeout, 0.0)
         while True:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except FileNotFoundError:  # its directory was just removed by a former holder
+                continue
             if self._try_lock(fd):
                 try:
                     same = os.path.samestat(os.fstat(fd), os.stat(self.path))

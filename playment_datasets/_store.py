@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ __all__ = [
 
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 TMP_PREFIX = ".tmp-"
+_O_BINARY = getattr(os, "O_BINARY", 0)
 
 
 def fsync_dir(path: Path) -> None:
@@ -47,19 +48,29 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _open_tmp(directory: Path) -> tuple[int, Path]:
+    """Create a new temporary file in ``directory``; mode 0666 minus the umask.
+
+    (``tempfile.mkstemp`` would force 0600, and changing the process umask to undo that
+    is not thread-safe.)
+    """
+    while True:
+        tmp = directory / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666), tmp
+        except FileExistsError:  # pragma: no cover - 64 random bits
+            continue
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically and durably (tmp + fsync + rename + dir fsync)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    fd, tmp = _open_tmp(path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        # mkstemp creates 0600; give the file the permissions the umask would give.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -93,7 +104,7 @@ class ObjectStore:
     """Raw bytes stored by sha256 under ``root/ab/cdef…``; writes are idempotent.
 
     Example:
-        >>> import tempfile
+        >>> import secrets
         >>> store = ObjectStore(Path(tempfile.mkdtemp()))
         >>> sha = store.put(b"{}")
         >>> store.get(sha)
