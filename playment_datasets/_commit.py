@@ -1,0 +1,238 @@
+"""The commit protocol that turns a staging area into an immutable version.
+
+Order of operations (each step durable before the next):
+
+1. write ``job_meta.jsonl.gz`` and hash every staged file (outside any registry lock);
+2. take the registry lock; re-read ``registry.json``; if the content id equals the
+   latest version's (and not ``force``) stop: nothing is created;
+3. allocate ``N = max(versions in the index, v<N> directories on disk) + 1`` so an orphan
+   left by an earlier crash is never overwritten;
+4. write ``manifest.json`` into the staged directory (tmp + fsync + rename), fsync it;
+5. rename the staged directory to ``datasets/<project>/<batch>/v<N>`` and fsync the parent;
+6. add the version to ``registry.json`` (tmp + fsync + ``os.replace``) and release the lock.
+
+``registry.json`` is the source of truth: a crash before step 6 leaves at most an orphan
+directory that ``load()`` never shows and ``gc()`` removes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import re
+import signal
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from playment_datasets._store import atomic_write_json, fsync_dir, is_sha256, sha256_file
+from playment_datasets.errors import ConfigurationError, RegistryError
+from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES
+from playment_datasets.staging import (
+    CRASH_ENV,
+    JOB_META_FILE,
+    CommitResult,
+    Staging,
+    content_id_of,
+    library_version,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["commit_staging"]
+
+#: Layout version of manifest.json.
+MANIFEST_FORMAT = 1
+
+_SECRET_KEY_RE = re.compile(r"key|token|secret|passw|auth", re.IGNORECASE)
+
+
+def _crash_point(step: str) -> None:
+    """Test-only hook: die abruptly at ``step`` when CRASH_ENV names it."""
+    if os.environ.get(CRASH_ENV) == step:  # pragma: no cover - the process dies here
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+def _check_no_secrets(obj: Any, where: str) -> None:
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            if _SECRET_KEY_RE.search(str(key)):
+                raise ConfigurationError(
+                    f"{where} has a field named {str(key)!r}; fields that look like credentials "
+                    "(names containing key, token, secret, password or auth) are never written "
+                    "to a manifest. Leave that field out."
+                )
+            _check_no_secrets(value, where)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            _check_no_secrets(value, where)
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _write_job_meta(
+    path: Path, jobs: Mapping[str, Any], meta: Mapping[str, Mapping[str, Any]]
+) -> int:
+    rows = 0
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        for job_id in sorted(jobs):
+            if job_id in meta:
+                line = json.dumps(
+                    {"job_id": job_id, "job": meta[job_id]}, ensure_ascii=False, default=str
+                )
+                gz.write(line.encode("utf-8") + b"\n")
+                rows += 1
+        gz.close()
+        raw.flush()
+        os.fsync(raw.fileno())
+    return rows
+
+
+def validate_jobs(jobs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str | None]]:
+    out: dict[str, dict[str, str | None]] = {}
+    for job_id, info in jobs.items():
+        if not isinstance(job_id, str) or not job_id or not isinstance(info, Mapping):
+            raise ValueError(
+                f"jobs must map job id strings to {{'result_sha256', 'etag', 'status'}} mappings; "
+                f"got {job_id!r}: {type(info).__name__}"
+            )
+        sha = info.get("result_sha256")
+        if sha is not None and not is_sha256(sha):
+            raise ValueError(
+                f"job {job_id!r}: result_sha256 must be a hex sha256 or None, got {sha!r}"
+            )
+        out[job_id] = {"result_sha256": sha, "etag": info.get("etag"), "status": info.get("status")}
+    return out
+
+
+def prepare_files(
+    staging: Staging,
+    counts: Mapping[str, int],
+    jobs: Mapping[str, Any],
+    job_meta: Mapping[str, Mapping[str, Any]] | None,
+) -> dict[str, dict[str, Any]]:
+    """Write the job metadata file and hash every file of the staged tables directory."""
+    meta: dict[str, Mapping[str, Any]] = {
+        job_id: entry.job for job_id, entry in staging.journal().items() if entry.job
+    }
+    meta.update(job_meta or {})
+    tables = staging.tables_path
+    meta_rows = _write_job_meta(tables / JOB_META_FILE, jobs, meta)
+    files: dict[str, dict[str, Any]] = {}
+    for name in TABLE_NAMES:
+        p = tables / f"{name}.parquet"
+        files[p.name] = {"sha256": sha256_file(p), "bytes": p.stat().st_size, "rows": counts[name]}
+    p = tables / JOB_META_FILE
+    files[p.name] = {"sha256": sha256_file(p), "bytes": p.stat().st_size, "rows": meta_rows}
+    fsync_dir(tables)
+    return files
+
+
+def check_source(source: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
+    _check_no_secrets(source, "source")
+    for what, obj in (("source", source), ("extra", extra)):
+        try:
+            json.dumps(obj)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{what} must be JSON-serializable: {exc}") from None
+
+
+def _unchanged(staging: Staging, cid: str, force: bool) -> CommitResult | None:
+    """The latest version's CommitResult when it already holds content ``cid``."""
+    if force:
+        return None
+    reg = staging.registry
+    entry = reg._read_index()["batches"].get(staging.batch_id)
+    if not entry or not entry["versions"]:
+        return None
+    latest = max(int(v) for v in entry["versions"])
+    info = entry["versions"][str(latest)]
+    if info["content_id"] != cid:
+        return None
+    logger.info("batch %s unchanged (content %s): keeping v%d", staging.batch_id, cid[:12], latest)
+    return CommitResult(version=latest, created=False, path=reg.root / info["path"], content_id=cid)
+
+
+def commit_staging(
+    staging: Staging,
+    *,
+    counts: Mapping[str, int],
+    jobs: Mapping[str, Mapping[str, Any]],
+    source: dict[str, Any],
+    extra: dict[str, Any],
+    force: bool,
+    parent: int | None,
+    job_meta: Mapping[str, Mapping[str, Any]] | None,
+) -> CommitResult:
+    """Commit the closed tables of ``staging``; see the module docstring for the protocol."""
+    reg = staging.registry
+    project_id, batch_id = staging.project_id, staging.batch_id
+    jobs_v = validate_jobs(jobs)
+    check_source(source, extra)
+    cid = content_id_of(jobs_v)
+    if (done := _unchanged(staging, cid, force)) is not None:
+        return done
+    files = prepare_files(staging, counts, jobs_v, job_meta)
+    with reg._index_lock():
+        if (done := _unchanged(staging, cid, force)) is not None:
+            return done  # another process committed the same content meanwhile
+        index = reg._read_index()
+        entry = index["batches"].get(batch_id)
+        if entry is not None and entry["project_id"] != project_id:
+            raise RegistryError(
+                f"batch {batch_id!r} is registered under project {entry['project_id']!r}, "
+                f"not {project_id!r}; batch ids are unique across projects. Check the project id."
+            )
+        known = [int(v) for v in entry["versions"]] if entry else []
+        latest = max(known, default=None)
+        version = max(known + reg._dir_versions(project_id, batch_id), default=0) + 1
+        created_at = _utc_now()
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "version": version,
+            "parent": parent if parent is not None else latest,
+            "created_at": created_at,
+            "project_id": project_id,
+            "batch_id": batch_id,
+            "content_id": cid,
+            "library_version": library_version(),
+            "schema_version": SCHEMA_VERSION,
+            "tables": list(TABLE_NAMES),
+            "n_jobs": len(jobs_v),
+            "counts": {name: int(counts[name]) for name in TABLE_NAMES},
+            "files": files,
+            "jobs": jobs_v,
+            "source": source,
+            "extra": extra,
+        }
+        atomic_write_json(staging.tables_path / "manifest.json", manifest)
+        _crash_point("before-rename")
+        dest = reg._batch_dir(project_id, batch_id) / f"v{version}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staging.tables_path, dest)
+        fsync_dir(dest.parent)
+        fsync_dir(dest.parent.parent)
+        _crash_point("after-rename")
+        if entry is None:
+            entry = index["batches"][batch_id] = {
+                "project_id": project_id,
+                "versions": {},
+                "tags": {},
+            }
+        entry["versions"][str(version)] = {
+            "content_id": cid,
+            "created_at": created_at,
+            "parent": manifest["parent"],
+            "n_jobs": len(jobs_v),
+            "counts": manifest["counts"],
+            "path": dest.relative_to(reg.root).as_posix(),
+        }
+        reg._write_index(index)
+        _crash_point("after-index")
+    logger.info("committed %s v%d (%d jobs, content %s)", batch_id, version, len(jobs_v), cid[:12])
+    return CommitResult(version=version, created=True, path=dest, content_id=cid)

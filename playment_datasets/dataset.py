@@ -1,0 +1,201 @@
+"""Dataset: one immutable version of a batch, with its tables as lazy DataFrames.
+
+Opening a Dataset reads only ``manifest.json``; each table's Parquet file is read the
+first time it is asked for, into pandas with Arrow-backed dtypes (``pd.ArrowDtype``), so
+strings stay compact and nullable integers stay integers. Full reads are cached.
+
+Example:
+    >>> import playment_datasets as pds
+    >>> ds = pds.load("BATCH_ID")                      # doctest: +SKIP
+    >>> ds.annotations.query("type == 'rectangle'")    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from playment_datasets._store import read_json
+from playment_datasets.errors import CorruptDatasetError
+
+if TYPE_CHECKING:
+    from playment_datasets.registry import Registry
+
+__all__ = ["Dataset", "load"]
+
+_JOB_META_FILE = "job_meta.jsonl.gz"
+
+
+class Dataset:
+    """A committed version of a batch: manifest plus lazily read tables.
+
+    Attributes:
+        path: the version directory ``datasets/<project_id>/<batch_id>/v<N>``.
+        manifest: the parsed ``manifest.json``.
+
+    Example:
+        >>> ds = Dataset("registry/datasets/p/b/v1")    # doctest: +SKIP
+        >>> ds.tables()                                 # doctest: +SKIP
+        ['jobs', 'annotations', 'points', ...]
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        manifest_path = self.path / "manifest.json"
+        if not manifest_path.is_file():
+            raise CorruptDatasetError(
+                f"{manifest_path} is missing; expected every version directory to hold a "
+                "manifest.json. Run verify() and remove or re-pull that version."
+            )
+        self.manifest: dict[str, Any] = read_json(manifest_path, "manifest")
+        self._cache: dict[str, pd.DataFrame] = {}
+
+    # -- identity ------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        return int(self.manifest["version"])
+
+    @property
+    def project_id(self) -> str:
+        return str(self.manifest["project_id"])
+
+    @property
+    def batch_id(self) -> str:
+        return str(self.manifest["batch_id"])
+
+    @property
+    def content_id(self) -> str:
+        return str(self.manifest["content_id"])
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Row count per table, from the manifest (no file is read)."""
+        return {k: int(v) for k, v in self.manifest.get("counts", {}).items()}
+
+    def __repr__(self) -> str:
+        c = self.counts
+        return (
+            f"<Dataset batch={self.batch_id} v{self.version} jobs={c.get('jobs', 0)} "
+            f"annotations={c.get('annotations', 0)} errors={c.get('errors', 0)}>"
+        )
+
+    # -- tables --------------------------------------------------------------------
+    def tables(self) -> list[str]:
+        """Names of the tables of this version, in canonical order."""
+        return list(self.manifest.get("tables", []))
+
+    def _file(self, name: str) -> Path:
+        if name not in self.tables():
+            raise ValueError(f"unknown table {name!r}; expected one of {', '.join(self.tables())}")
+        return self.path / f"{name}.parquet"
+
+    def arrow(
+        self, name: str, columns: Sequence[str] | None = None, filters: Any = None
+    ) -> pa.Table:
+        """Table ``name`` as a pyarrow Table (optionally only some columns / rows).
+
+        ``filters`` uses the pyarrow.parquet syntax, e.g. ``[("label", "==", "car")]``.
+        """
+        path = self._file(name)
+        try:
+            return pq.read_table(path, columns=list(columns) if columns else None, filters=filters)
+        except FileNotFoundError:
+            raise CorruptDatasetError(
+                f"{path} is missing from {self.batch_id} v{self.version}; run verify() and "
+                "remove or re-pull that version."
+            ) from None
+
+    def table(
+        self, name: str, columns: Sequence[str] | None = None, filters: Any = None
+    ) -> pd.DataFrame:
+        """Table ``name`` as a DataFrame with Arrow-backed dtypes; full reads are cached.
+
+        Example:
+            >>> ds.table("annotations", columns=["job_id", "label"])   # doctest: +SKIP
+        """
+        full = columns is None and filters is None
+        if full and name in self._cache:
+            return self._cache[name].copy(deep=False)
+        df = self.arrow(name, columns, filters).to_pandas(types_mapper=pd.ArrowDtype)
+        if full:
+            self._cache[name] = df
+            return df.copy(deep=False)
+        return df
+
+    def job_metadata(self) -> dict[str, dict[str, Any]]:
+        """Job id → the job metadata recorded at pull time (used to re-normalize)."""
+        path = self.path / _JOB_META_FILE
+        if not path.exists():
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                rec = json.loads(line)
+                out[rec["job_id"]] = rec["job"]
+        return out
+
+    @property
+    def jobs(self) -> pd.DataFrame:
+        return self.table("jobs")
+
+    @property
+    def annotations(self) -> pd.DataFrame:
+        return self.table("annotations")
+
+    @property
+    def points(self) -> pd.DataFrame:
+        return self.table("points")
+
+    @property
+    def edges(self) -> pd.DataFrame:
+        return self.table("edges")
+
+    @property
+    def attributes(self) -> pd.DataFrame:
+        return self.table("attributes")
+
+    @property
+    def cuboids_3d(self) -> pd.DataFrame:
+        return self.table("cuboids_3d")
+
+    @property
+    def frames(self) -> pd.DataFrame:
+        return self.table("frames")
+
+    @property
+    def segments(self) -> pd.DataFrame:
+        return self.table("segments")
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        return self.table("errors")
+
+
+def load(
+    batch_id: str,
+    version: int | str = "latest",
+    *,
+    registry: str | os.PathLike[str] | Registry | None = None,
+) -> Dataset:
+    """Load a committed version of a batch from the local registry (no network).
+
+    ``version`` is ``"latest"``, a number (``3``, ``"3"``, ``"v3"``) or a tag name;
+    ``registry`` is a Registry, a path, or None for :func:`default_registry_path`.
+
+    Example:
+        >>> ds = load("BATCH_ID", "gold")        # doctest: +SKIP
+        >>> ds.version, len(ds.annotations)      # doctest: +SKIP
+        (3, 51234)
+    """
+    from playment_datasets.registry import Registry
+
+    reg = registry if isinstance(registry, Registry) else Registry(registry)
+    return reg.load(batch_id, version)

@@ -1,0 +1,411 @@
+"""The versioned local dataset registry.
+
+Layout under the registry root (``default_registry_path()`` unless given)::
+
+    registry.json                      index: batches → versions, tags (source of truth)
+    registry.lock                      lock file of the index
+    objects/ab/cdef…                   raw results, content-addressed by sha256
+    datasets/<project_id>/<batch_id>/v<N>/
+        manifest.json  <table>.parquet …  job_meta.jsonl.gz
+    staging/<project_id>/<batch_id>/   in-flight pulls (journal.jsonl, tables/, lock)
+
+A version is immutable and appears atomically (see ``playment_datasets._commit``).
+Reading needs no lock: ``registry.json`` is only ever replaced whole.
+
+Example:
+    >>> import tempfile
+    >>> reg = Registry(tempfile.mkdtemp())
+    >>> reg.datasets().empty
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from playment_datasets._lock import FileLock
+from playment_datasets._store import ObjectStore, atomic_write_json, read_json
+from playment_datasets.dataset import Dataset
+from playment_datasets.errors import (
+    ConfigurationError,
+    CorruptDatasetError,
+    DatasetNotFoundError,
+    RegistryError,
+)
+from playment_datasets.ids import validate_id
+from playment_datasets.staging import CommitResult, Staging
+
+if TYPE_CHECKING:
+    from playment_datasets.diff import DatasetDiff
+    from playment_datasets.maintenance import GcReport, VerifyReport
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["INDEX_FORMAT", "CommitResult", "Registry", "Staging", "default_registry_path"]
+
+#: Layout version of registry.json.
+INDEX_FORMAT = 1
+#: Environment variable naming the registry root.
+HOME_ENV = "PLAYMENT_DATASETS_HOME"
+
+_VERSION_RE = re.compile(r"v?(\d{1,9})")
+_TAG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,127}")
+
+
+def default_registry_path() -> Path:
+    """The registry root: ``$PLAYMENT_DATASETS_HOME``, else the per-user data directory.
+
+    Linux and other Unix: ``$XDG_DATA_HOME/playment-datasets`` or
+    ``~/.local/share/playment-datasets``; macOS: ``~/Library/Application
+    Support/playment-datasets``; Windows: ``%LOCALAPPDATA%\\playment-datasets``.
+
+    Example:
+        >>> default_registry_path().name  # doctest: +SKIP
+        'playment-datasets'
+    """
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "playment-datasets"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "playment-datasets"
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base_path = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base_path / "playment-datasets"
+
+
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+class Registry:
+    """A directory of versioned datasets, raw result objects and staging areas.
+
+    ``root`` defaults to :func:`default_registry_path`; ``lock_timeout`` is how many
+    seconds to wait for a lock held by another process before RegistryLockError.
+
+    Example:
+        >>> import tempfile
+        >>> reg = Registry(tempfile.mkdtemp())
+        >>> sha = reg.put_object(b'{"a": 1}')
+        >>> reg.get_object(sha)
+        b'{"a": 1}'
+    """
+
+    def __init__(
+        self, root: str | os.PathLike[str] | None = None, *, lock_timeout: float = 60.0
+    ) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_registry_path()
+        self.lock_timeout = float(lock_timeout)
+        self._objects = ObjectStore(self.root / "objects")
+
+    def __repr__(self) -> str:
+        return f"Registry({str(self.root)!r})"
+
+    # -- objects -------------------------------------------------------------------
+    def put_object(self, data: bytes) -> str:
+        """Store raw bytes by content; return their sha256 (idempotent)."""
+        return self._objects.put(data)
+
+    def get_object(self, sha256: str) -> bytes:
+        """The bytes stored under ``sha256`` (DatasetNotFoundError when absent)."""
+        return self._objects.get(sha256)
+
+    def has_object(self, sha256: str) -> bool:
+        """Whether an object with that sha256 is stored."""
+        return self._objects.has(sha256)
+
+    # -- index ---------------------------------------------------------------------
+    @property
+    def index_path(self) -> Path:
+        return self.root / "registry.json"
+
+    @contextmanager
+    def _index_lock(self) -> Iterator[None]:
+        with FileLock(self.root / "registry.lock", timeout=self.lock_timeout, what="registry lock"):
+            yield
+
+    def _read_index(self) -> dict[str, Any]:
+        if not self.index_path.exists():
+            return {"format": INDEX_FORMAT, "batches": {}}
+        index = read_json(self.index_path, "registry index")
+        if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
+            got = index.get("format") if isinstance(index, dict) else type(index).__name__
+            raise RegistryError(
+                f"registry index {self.index_path} has format {got!r}; this library reads format "
+                f"{INDEX_FORMAT}. Upgrade playment_datasets or point it at another registry."
+            )
+        index.setdefault("batches", {})
+        return index
+
+    def _write_index(self, index: dict[str, Any]) -> None:
+        atomic_write_json(self.index_path, index)
+
+    def _batch_dir(self, project_id: str, batch_id: str) -> Path:
+        return self.root / "datasets" / project_id / batch_id
+
+    def _dir_versions(self, project_id: str, batch_id: str) -> list[int]:
+        d = self._batch_dir(project_id, batch_id)
+        if not d.is_dir():
+            return []
+        return [int(p.name[1:]) for p in d.iterdir() if re.fullmatch(r"v\d+", p.name)]
+
+    def _entry(self, index: dict[str, Any], batch_id: str) -> dict[str, Any]:
+        validate_id(batch_id, "batch id")
+        entry = index["batches"].get(batch_id)
+        if not entry or not entry.get("versions"):
+            known = sorted(b for b, e in index["batches"].items() if e.get("versions"))
+            held = (
+                f"it holds batches {_join([repr(b) for b in known[:20]])}"
+                + (f" and {len(known) - 20} more" if len(known) > 20 else "")
+                if known
+                else "it is empty"
+            )
+            raise DatasetNotFoundError(
+                f"no batch {batch_id!r} in the registry at {self.root}; {held}. "
+                f"Pull it first with pds.pull(PROJECT_ID, {batch_id!r}) or check --registry."
+            )
+        return entry
+
+    @staticmethod
+    def _version_in(entry: dict[str, Any], batch_id: str, version: int | str) -> int:
+        versions = sorted(int(v) for v in entry["versions"])
+        tags = entry.get("tags", {})
+        n: int | None = None
+        if isinstance(version, bool):
+            pass
+        elif isinstance(version, int):
+            n = version
+        elif isinstance(version, str):
+            text = version.strip()
+            if text == "latest":
+                return versions[-1]
+            m = _VERSION_RE.fullmatch(text)
+            if m:
+                n = int(m.group(1))
+            elif text in tags:
+                n = int(tags[text])
+        if n is not None and n in versions:
+            return n
+        tag_part = f" and tags {_join([repr(t) for t in sorted(tags)])}" if tags else " and no tags"
+        raise DatasetNotFoundError(
+            f"batch {batch_id!r} has no version {version!r}: it has versions "
+            f"{', '.join(str(v) for v in versions)}{tag_part}; use one of those (or 'latest')."
+        )
+
+    # -- staging -------------------------------------------------------------------
+    def open_staging(self, project_id: str, batch_id: str) -> Staging:
+        """Open (and lock) the staging area of a batch; use it as a context manager.
+
+        Waits up to ``lock_timeout`` seconds for another pull of the same batch.
+
+        Example:
+            >>> import tempfile
+            >>> with Registry(tempfile.mkdtemp()).open_staging("p1", "b1") as st:
+            ...     st.journal()
+            {}
+        """
+        validate_id(project_id, "project id")
+        validate_id(batch_id, "batch id")
+        entry = self._read_index()["batches"].get(batch_id)
+        if entry is not None and entry.get("versions") and entry["project_id"] != project_id:
+            raise RegistryError(
+                f"batch {batch_id!r} is registered under project {entry['project_id']!r}, not "
+                f"{project_id!r}; batch ids are unique across projects. Check the project id."
+            )
+        return Staging(self, project_id, batch_id)
+
+    # -- queries -------------------------------------------------------------------
+    def versions(self, batch_id: str) -> list[int]:
+        """Committed version numbers of a batch, ascending ([] for an unknown batch)."""
+        validate_id(batch_id, "batch id")
+        entry = self._read_index()["batches"].get(batch_id)
+        return sorted(int(v) for v in entry["versions"]) if entry else []
+
+    def latest_version(self, batch_id: str) -> int | None:
+        """The highest committed version of a batch, or None."""
+        versions = self.versions(batch_id)
+        return versions[-1] if versions else None
+
+    def resolve(self, batch_id: str, version: int | str = "latest") -> tuple[str, int]:
+        """``(project_id, version)``; version is ``"latest"``, ``3``, ``"3"``, ``"v3"`` or a tag.
+
+        Example:
+            >>> import tempfile
+            >>> Registry(tempfile.mkdtemp()).resolve("nope")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            playment_datasets.errors.DatasetNotFoundError: no batch 'nope' in the registry ...
+        """
+        entry = self._entry(self._read_index(), batch_id)
+        return entry["project_id"], self._version_in(entry, batch_id, version)
+
+    def _version_info(self, batch_id: str, version: int | str) -> tuple[str, int, dict[str, Any]]:
+        entry = self._entry(self._read_index(), batch_id)
+        n = self._version_in(entry, batch_id, version)
+        return entry["project_id"], n, entry["versions"][str(n)]
+
+    def load(self, batch_id: str, version: int | str = "latest") -> Dataset:
+        """The Dataset of one version: reads only ``manifest.json``; tables load lazily."""
+        _, n, info = self._version_info(batch_id, version)
+        ds = Dataset(self.root / info["path"])
+        if ds.content_id != info["content_id"] or ds.version != n:
+            raise CorruptDatasetError(
+                f"manifest of {batch_id} v{n} ({ds.path}) does not match registry.json "
+                f"(content {ds.content_id[:12]} vs {info['content_id'][:12]}); run verify() and "
+                "remove or re-pull the damaged version."
+            )
+        return ds
+
+    def manifest(self, batch_id: str, version: int | str = "latest") -> dict[str, Any]:
+        """The manifest of one version as a dict."""
+        return self.load(batch_id, version).manifest
+
+    def datasets(self) -> pd.DataFrame:
+        """One row per version: project_id, batch_id, version, created_at, n_jobs,
+        n_annotations, n_errors, tags, content_id, path."""
+        rows = []
+        for batch_id, entry in sorted(self._read_index()["batches"].items()):
+            tags_of: dict[int, list[str]] = {}
+            for name, v in sorted(entry.get("tags", {}).items()):
+                tags_of.setdefault(int(v), []).append(name)
+            for v, info in sorted(entry["versions"].items(), key=lambda kv: int(kv[0])):
+                counts = info.get("counts", {})
+                rows.append(
+                    {
+                        "project_id": entry["project_id"],
+                        "batch_id": batch_id,
+                        "version": int(v),
+                        "created_at": info["created_at"],
+                        "n_jobs": int(info.get("n_jobs", counts.get("jobs", 0))),
+                        "n_annotations": int(counts.get("annotations", 0)),
+                        "n_errors": int(counts.get("errors", 0)),
+                        "tags": tags_of.get(int(v), []),
+                        "content_id": info["content_id"],
+                        "path": str(self.root / info["path"]),
+                    }
+                )
+        columns = ["project_id", "batch_id", "version", "created_at", "n_jobs",
+                   "n_annotations", "n_errors", "tags", "content_id", "path"]  # fmt: skip
+        df = pd.DataFrame(rows, columns=columns)
+        df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="ISO8601")
+        for col in ("version", "n_jobs", "n_annotations", "n_errors"):
+            df[col] = df[col].astype("int64")
+        return df
+
+    # -- tags and removal ----------------------------------------------------------
+    def tag(self, batch_id: str, version: int | str, name: str) -> None:
+        """Point tag ``name`` at a version (moving it if it exists).
+
+        Tag names start with a letter or ``_``, use letters, digits, ``.``, ``_``, ``-``,
+        and may not be ``latest`` or look like a version (``v3``).
+        """
+        if (
+            not isinstance(name, str)
+            or not _TAG_RE.fullmatch(name)
+            or name == "latest"
+            or _VERSION_RE.fullmatch(name)
+        ):
+            raise ConfigurationError(
+                f"invalid tag name {name!r}: expected a letter or '_' followed by up to 127 "
+                "letters, digits, '.', '_' or '-', other than 'latest' or a version like 'v3'. "
+                "Choose another name, e.g. 'gold'."
+            )
+        with self._index_lock():
+            index = self._read_index()
+            entry = self._entry(index, batch_id)
+            n = self._version_in(entry, batch_id, version)
+            old = entry.setdefault("tags", {}).get(name)
+            entry["tags"][name] = n
+            self._write_index(index)
+        if old is not None and old != n:
+            logger.info("moved tag %s of %s from v%s to v%d", name, batch_id, old, n)
+
+    def untag(self, batch_id: str, name: str) -> None:
+        """Remove tag ``name`` of a batch (the version stays)."""
+        with self._index_lock():
+            index = self._read_index()
+            entry = self._entry(index, batch_id)
+            tags = entry.setdefault("tags", {})
+            if name not in tags:
+                known = _join([repr(t) for t in sorted(tags)]) or "none"
+                raise DatasetNotFoundError(
+                    f"batch {batch_id!r} has no tag {name!r}; its tags are: {known}."
+                )
+            del tags[name]
+            self._write_index(index)
+
+    def remove(self, batch_id: str, version: int | str) -> None:
+        """Delete a version: its index entry and tags first, then its directory.
+
+        Raw objects it referenced stay until :meth:`gc`.
+        """
+        with self._index_lock():
+            index = self._read_index()
+            entry = self._entry(index, batch_id)
+            n = self._version_in(entry, batch_id, version)
+            info = entry["versions"].pop(str(n))
+            entry["tags"] = {t: v for t, v in entry.get("tags", {}).items() if int(v) != n}
+            if not entry["versions"]:
+                del index["batches"][batch_id]
+            self._write_index(index)
+            # Not in the index any more: a crash here leaves an orphan that gc removes.
+            shutil.rmtree(self.root / info["path"], ignore_errors=True)
+        logger.info("removed %s v%d", batch_id, n)
+
+    # -- maintenance ---------------------------------------------------------------
+    def gc(
+        self,
+        *,
+        dry_run: bool = False,
+        grace_seconds: float = 3600.0,
+        stale_staging_days: float | None = None,
+    ) -> GcReport:
+        """Delete what no committed version needs; see :func:`maintenance.collect_garbage`."""
+        from playment_datasets.maintenance import collect_garbage
+
+        return collect_garbage(
+            self,
+            dry_run=dry_run,
+            grace_seconds=grace_seconds,
+            stale_staging_days=stale_staging_days,
+        )
+
+    def verify(self, batch_id: str | None = None, version: int | str | None = None) -> VerifyReport:
+        """Re-hash files and objects of one version, one batch or everything; never raises
+        on corruption (unknown batch/version still raise DatasetNotFoundError)."""
+        from playment_datasets.maintenance import verify_registry
+
+        return verify_registry(self, batch_id, version)
+
+    def diff(self, batch_id: str, a: int | str, b: int | str) -> DatasetDiff:
+        """What changed from version ``a`` to version ``b`` of a batch, job by job and
+        annotation by annotation."""
+        from playment_datasets.diff import diff_datasets
+
+        return diff_datasets(self.load(batch_id, a), self.load(batch_id, b))
+
+    def renormalize(self, batch_id: str, version: int | str = "latest") -> Dataset:
+        """Rebuild a version's tables from its stored raw results with the current
+        normalizer, as a new version whose parent is ``version``.
+
+        A new version is made even when the content id is unchanged: the raw results
+        are the same but the tables (schema or library version) may differ.
+        """
+        from playment_datasets.maintenance import renormalize_version
+
+        return renormalize_version(self, batch_id, version)

@@ -1,0 +1,472 @@
+"""Staging areas: where a pull writes before a version is committed.
+
+One staging area per batch, ``staging/<project_id>/<batch_id>/``, held under an exclusive
+per-batch lock for the life of the :class:`Staging` object. It holds:
+
+* ``journal.jsonl`` — one JSON line per fetched job (job metadata, result sha256, ETag,
+  error). A rerun of an interrupted pull reads it back with :meth:`Staging.journal` and
+  skips what is already stored. Lines are flushed at once and fsynced at most every
+  0.5 s and on close: a crash can lose the last few entries, which are simply fetched
+  again; a torn last line is ignored on read and cut off before the next append.
+* ``tables/`` — the Parquet files of the attempt in progress, written by
+  :class:`TableWriter`. Each attempt starts a fresh one; on commit this directory gets
+  its ``manifest.json`` and is renamed to ``datasets/<project_id>/<batch_id>/v<N>``.
+
+Nothing under ``staging/`` is ever read by ``load()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from playment_datasets._lock import FileLock
+from playment_datasets._store import fsync_dir, is_sha256
+from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES, TABLES
+
+if TYPE_CHECKING:
+    from playment_datasets.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CRASH_ENV",
+    "JOB_META_FILE",
+    "ROW_GROUP_ROWS",
+    "CommitResult",
+    "JournalEntry",
+    "Staging",
+    "TableWriter",
+    "content_id_of",
+]
+
+#: Rows per Parquet row group (and the most rows a TableWriter buffers per table).
+ROW_GROUP_ROWS = 65_536
+#: Name of the per-version file that keeps each job's metadata for re-normalization.
+JOB_META_FILE = "job_meta.jsonl.gz"
+#: Test-only: name of a commit step at which the process kills itself with SIGKILL.
+CRASH_ENV = "PLAYMENT_DATASETS_TEST_CRASH_AT"
+
+_FSYNC_EVERY = 0.5  # seconds
+
+
+def library_version() -> str:
+    """The running playment_datasets version (looked up late: no import cycle)."""
+    import playment_datasets
+
+    return str(getattr(playment_datasets, "__version__", "unknown"))
+
+
+def content_id_of(jobs: Mapping[str, Mapping[str, Any]]) -> str:
+    """sha256 over the sorted ``(job_id, result_sha256 or "")`` pairs, as compact JSON.
+
+    Example:
+        >>> content_id_of({"j1": {"result_sha256": None}}) == content_id_of({"j1": {}})
+        True
+    """
+    pairs = sorted((job_id, info.get("result_sha256") or "") for job_id, info in jobs.items())
+    payload = json.dumps(pairs, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """What a staging journal remembers about one job."""
+
+    job: dict[str, Any]
+    result_sha256: str | None
+    etag: str | None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """Outcome of :meth:`Staging.commit`: the version that holds the content."""
+
+    version: int
+    created: bool
+    path: Path
+    content_id: str
+
+
+def _conform(name: str, table: pa.Table) -> pa.Table:
+    schema = TABLES[name]
+    if table.schema.equals(schema, check_metadata=False):
+        return table
+    missing = [c for c in schema.names if c not in table.column_names]
+    unexpected = [c for c in table.column_names if c not in schema.names]
+    if missing or unexpected:
+        raise ValueError(
+            f"table {name!r} does not match schema.TABLES[{name!r}]: missing columns "
+            f"{missing}, unexpected columns {unexpected}"
+        )
+    try:
+        return table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ValueError(f"table {name!r} cannot be cast to its schema: {exc}") from None
+
+
+class TableWriter:
+    """Streams tables into one Parquet file per table (zstd, row groups of 64k rows).
+
+    Small tables are buffered per table until a row group is full, so memory stays flat
+    however many jobs pass through. Every table file exists after :meth:`close`, even
+    when empty. The schema version and library version are stored in the file metadata.
+
+    Example:
+        >>> import tempfile
+        >>> from playment_datasets.schema import empty_tables
+        >>> w = TableWriter(Path(tempfile.mkdtemp()) / "tables")
+        >>> w.write(empty_tables())
+        >>> w.close()["jobs"]
+        0
+    """
+
+    def __init__(self, directory: Path, *, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.row_group_rows = row_group_rows
+        self._writers: dict[str, pq.ParquetWriter] = {}
+        self._pending: dict[str, list[pa.Table]] = {n: [] for n in TABLE_NAMES}
+        self._pending_rows = dict.fromkeys(TABLE_NAMES, 0)
+        self._rows = dict.fromkeys(TABLE_NAMES, 0)
+        self._counts: dict[str, int] | None = None
+        meta = {
+            b"playment_datasets.schema_version": SCHEMA_VERSION.encode(),
+            b"playment_datasets.library_version": library_version().encode(),
+        }
+        self._schemas = {n: s.with_metadata(meta) for n, s in TABLES.items()}
+
+    @property
+    def closed(self) -> bool:
+        return self._counts is not None
+
+    def path(self, name: str) -> Path:
+        return self.directory / f"{name}.parquet"
+
+    def write(self, tables: Mapping[str, pa.Table]) -> None:
+        """Append the rows of each table (keys are table names from schema.TABLES)."""
+        if self._counts is not None:
+            raise RuntimeError("this TableWriter is closed; take a new one from Staging.writer()")
+        for name, table in tables.items():
+            if name not in TABLES:
+                raise ValueError(
+                    f"unknown table {name!r}; expected one of {', '.join(TABLE_NAMES)}"
+                )
+            table = _conform(name, table)
+            if table.num_rows == 0:
+                continue
+            self._pending[name].append(table)
+            self._pending_rows[name] += table.num_rows
+            self._rows[name] += table.num_rows
+            if self._pending_rows[name] >= self.row_group_rows:
+                self._flush(name, final=False)
+
+    def _writer(self, name: str) -> pq.ParquetWriter:
+        if name not in self._writers:
+            self._writers[name] = pq.ParquetWriter(
+                self.path(name), self._schemas[name], compression="zstd"
+            )
+        return self._writers[name]
+
+    def _flush(self, name: str, *, final: bool) -> None:
+        parts = self._pending[name]
+        if not parts:
+            return
+        table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        n_out = (
+            table.num_rows if final else table.num_rows // self.row_group_rows * self.row_group_rows
+        )
+        if n_out:
+            self._writer(name).write_table(
+                table.slice(0, n_out), row_group_size=self.row_group_rows
+            )
+        rest = table.slice(n_out)
+        self._pending[name] = [rest] if rest.num_rows else []
+        self._pending_rows[name] = rest.num_rows
+
+    def close(self) -> dict[str, int]:
+        """Flush and close every file; return the row count per table. Idempotent."""
+        if self._counts is not None:
+            return dict(self._counts)
+        for name in TABLE_NAMES:
+            self._flush(name, final=True)
+            writer = self._writer(name)  # creates the file of an empty table
+            writer.close()
+            with open(self.path(name), "rb") as f:
+                os.fsync(f.fileno())
+        self._writers.clear()
+        fsync_dir(self.directory)
+        self._counts = dict(self._rows)
+        return dict(self._counts)
+
+    def abort(self) -> None:
+        """Close open files without caring about their content (the directory is discarded)."""
+        for writer in self._writers.values():
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - discarding anyway
+                logger.debug("ignoring error while aborting a table writer", exc_info=True)
+        self._writers.clear()
+        self._counts = dict(self._rows)
+
+
+def _repair_tail(path: Path) -> None:
+    """Cut a torn (newline-less) last line off the journal so appends start cleanly."""
+    try:
+        f = open(path, "r+b")
+    except FileNotFoundError:
+        return
+    with f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        pos = size
+        keep = 0
+        while pos > 0:
+            step = min(65536, pos)
+            pos -= step
+            f.seek(pos)
+            idx = f.read(step).rfind(b"\n")
+            if idx >= 0:
+                keep = pos + idx + 1
+                break
+        logger.warning("journal %s ended in a torn line; dropping %d bytes", path, size - keep)
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class Staging:
+    """The staging area of one batch, locked for the life of the object.
+
+    Obtain one with :meth:`Registry.open_staging` and use it as a context manager.
+
+    Example:
+        >>> import tempfile
+        >>> from playment_datasets.registry import Registry
+        >>> reg = Registry(tempfile.mkdtemp())
+        >>> with reg.open_staging("proj", "batch") as st:
+        ...     st.record("job1", {"id": "job1"}, reg.put_object(b"{}"), etag=None)
+        ...     w = st.writer()
+        ...     res = st.commit(jobs={"job1": {"result_sha256": reg.put_object(b"{}"),
+        ...                                    "etag": None, "status": "completed"}})
+        >>> res.version, res.created
+        (1, True)
+    """
+
+    def __init__(self, registry: Registry, project_id: str, batch_id: str) -> None:
+        self.registry = registry
+        self.project_id = project_id
+        self.batch_id = batch_id
+        self.path = registry.root / "staging" / project_id / batch_id
+        self._lock = FileLock(
+            self.path / "lock",
+            timeout=registry.lock_timeout,
+            what=f"staging lock of batch {batch_id!r}",
+        )
+        self._lock.acquire()
+        self._journal_file: Any = None
+        self._last_fsync = 0.0
+        self._writer: TableWriter | None = None
+        self._committed = False
+
+    # -- journal -------------------------------------------------------------------
+    @property
+    def journal_path(self) -> Path:
+        return self.path / "journal.jsonl"
+
+    @property
+    def tables_path(self) -> Path:
+        return self.path / "tables"
+
+    def _check_open(self) -> None:
+        if not self._lock.held:
+            raise RuntimeError(f"the staging area of batch {self.batch_id!r} is closed")
+
+    def journal(self) -> dict[str, JournalEntry]:
+        """Job id → latest journal entry; unreadable lines (a torn tail) are skipped."""
+        entries: dict[str, JournalEntry] = {}
+        try:
+            raw = self.journal_path.read_bytes()
+        except FileNotFoundError:
+            return entries
+        for n, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                entries[rec["job_id"]] = JournalEntry(
+                    job=rec.get("job") or {},
+                    result_sha256=rec.get("result_sha256"),
+                    etag=rec.get("etag"),
+                    error=rec.get("error"),
+                )
+            except (ValueError, KeyError, TypeError):
+                logger.warning("skipping unreadable line %d of %s", n, self.journal_path)
+        return entries
+
+    def record(
+        self,
+        job_id: str,
+        job: dict[str, Any],
+        result_sha256: str | None,
+        etag: str | None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        """Append one job's outcome to the journal (flushed now, fsynced every ≤0.5 s)."""
+        self._check_open()
+        if not isinstance(job_id, str) or not job_id:
+            raise ValueError(f"expected a non-empty job id string, got {job_id!r}")
+        if result_sha256 is not None and not is_sha256(result_sha256):
+            raise ValueError(
+                f"expected a hex sha256 or None for job {job_id!r}, got {result_sha256!r}"
+            )
+        if self._journal_file is None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            _repair_tail(self.journal_path)
+            self._journal_file = open(self.journal_path, "ab")
+        line = json.dumps(
+            {
+                "job_id": job_id,
+                "job": job,
+                "result_sha256": result_sha256,
+                "etag": etag,
+                "error": error,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+            default=str,
+        )
+        self._journal_file.write(line.encode("utf-8") + b"\n")
+        self._journal_file.flush()
+        now = time.monotonic()
+        if now - self._last_fsync >= _FSYNC_EVERY:
+            os.fsync(self._journal_file.fileno())
+            self._last_fsync = now
+
+    def _close_journal(self) -> None:
+        if self._journal_file is not None:
+            try:
+                self._journal_file.flush()
+                os.fsync(self._journal_file.fileno())
+            finally:
+                self._journal_file.close()
+                self._journal_file = None
+
+    def clear_journal(self) -> None:
+        """Forget every journal entry (done after a successful commit)."""
+        self._check_open()
+        self._close_journal()
+        self.journal_path.unlink(missing_ok=True)
+        fsync_dir(self.path)
+
+    # -- tables --------------------------------------------------------------------
+    def writer(self) -> TableWriter:
+        """A fresh TableWriter for this attempt; any earlier ``tables/`` is discarded."""
+        self._check_open()
+        self._discard_tables()
+        self._writer = TableWriter(self.tables_path)
+        return self._writer
+
+    def _discard_tables(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+        shutil.rmtree(self.tables_path, ignore_errors=True)
+
+    # -- commit --------------------------------------------------------------------
+    def commit(
+        self,
+        *,
+        jobs: Mapping[str, Mapping[str, str | None]],
+        source: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        force: bool = False,
+        parent: int | None = None,
+        job_meta: Mapping[str, Mapping[str, Any]] | None = None,
+        keep_journal: bool = False,
+    ) -> CommitResult:
+        """Turn the staged tables into a new immutable version (or reuse the latest).
+
+        ``jobs`` maps every job id of the batch to ``{"result_sha256", "etag", "status"}``.
+        When its content id equals the latest version's and ``force`` is false, nothing is
+        written and the latest version is returned with ``created=False``. ``parent``
+        overrides the recorded parent (default: the latest version); ``job_meta`` gives
+        job metadata for jobs missing from the journal; ``keep_journal`` leaves the
+        journal in place. Tables come from the last :meth:`writer`; without one, every
+        table is empty.
+        """
+        from playment_datasets._commit import commit_staging
+
+        self._check_open()
+        if self._writer is None:
+            self.writer()
+        assert self._writer is not None
+        counts = self._writer.close()
+        result = commit_staging(
+            self,
+            counts=counts,
+            jobs=jobs,
+            source=dict(source or {}),
+            extra=dict(extra or {}),
+            force=force,
+            parent=parent,
+            job_meta=job_meta,
+        )
+        self._writer = None
+        shutil.rmtree(self.tables_path, ignore_errors=True)  # present when nothing was created
+        if not keep_journal:
+            self.clear_journal()
+        self._committed = True
+        return result
+
+    # -- life cycle ----------------------------------------------------------------
+    def close(self) -> None:
+        """Close the journal, drop unfinished tables and release the lock."""
+        if not self._lock.held:
+            return
+        try:
+            self._close_journal()
+            if self._writer is not None:
+                self._writer.abort()
+                self._writer = None
+            if self._committed and not self.journal_path.exists():
+                shutil.rmtree(self.tables_path, ignore_errors=True)
+                try:  # nothing left to resume: remove the area (the lock protocol allows it)
+                    (self.path / "lock").unlink()
+                    self.path.rmdir()
+                except OSError:
+                    pass
+        finally:
+            self._lock.release()
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "open" if self._lock.held else "closed"
+        return f"<Staging project={self.project_id} batch={self.batch_id} {state}>"
