@@ -30,8 +30,29 @@ from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES
 
 __version__ = "0.1.0"
 
+from playment_datasets.client import FetchedResult, PlaymentClient, RetryPolicy, Timeouts  # noqa: E402
+from playment_datasets.dataset import Dataset, load  # noqa: E402
+from playment_datasets.diff import DatasetDiff  # noqa: E402
+from playment_datasets.ids import validate_id  # noqa: E402
+from playment_datasets.normalize import normalize_result, to_pixels  # noqa: E402
+from playment_datasets.pull import pull  # noqa: E402
+from playment_datasets.registry import CommitResult, Registry  # noqa: E402
+
 __all__ = [
     "APIError",
+    "CommitResult",
+    "Dataset",
+    "DatasetDiff",
+    "FetchedResult",
+    "PlaymentClient",
+    "Registry",
+    "RetryPolicy",
+    "Timeouts",
+    "load",
+    "normalize_result",
+    "pull",
+    "to_pixels",
+    "validate_id",
     "AuthenticationError",
     "ConfigurationError",
     "CorruptDatasetError",

@@ -106,7 +106,12 @@ def validate_jobs(jobs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, 
             raise ValueError(
                 f"job {job_id!r}: result_sha256 must be a hex sha256 or None, got {sha!r}"
             )
-        out[job_id] = {"result_sha256": sha, "etag": info.get("etag"), "status": info.get("status")}
+        out[job_id] = {
+            "result_sha256": sha,
+            "etag": info.get("etag"),
+            "status": info.get("status"),
+            "result_url": info.get("result_url"),
+        }
     return out
 
 

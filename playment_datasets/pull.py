@@ -51,6 +51,7 @@ from playment_datasets.normalize import normalize_result
 from playment_datasets.progress import make_progress
 from playment_datasets.registry import Registry
 from playment_datasets.schema import TABLES
+from playment_datasets.staging import content_id_of
 
 __all__ = ["DEFAULT_WORKERS", "PullStats", "pull"]
 
@@ -191,7 +192,7 @@ class _PullRun:
                 )
                 raise
             jobs = emitter.manifest_jobs
-            content_changed = _content_id(jobs) != (self.previous.content_id if self.previous else None)
+            content_changed = content_id_of(jobs) != (self.previous.content_id if self.previous else None)
             if content_changed or self.previous is None:
                 emitter.flush_pending()
             self.stats.seconds = round(time.perf_counter() - started, 3)
@@ -264,9 +265,19 @@ class _PullRun:
                     emitter.emit(outcome)
                     bar.update(1)
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            self._salvage(pool, in_flight, staging)
             raise
         pool.shutdown(wait=True)
+
+    def _salvage(self, pool: ThreadPoolExecutor, in_flight, staging) -> None:
+        """On the way out of a failed pull, journal what finished so a rerun reuses it."""
+        pool.shutdown(wait=True, cancel_futures=True)
+        for item in in_flight:
+            if not isinstance(item, Future) or item.cancelled() or item.exception() is not None:
+                continue
+            outcome = item.result()
+            if outcome.error is None and not outcome.resumed:
+                staging.record(outcome.job_id, outcome.record, outcome.sha256, outcome.etag, None)
 
     def _submitter(self, journal: Mapping[str, Any]):
         """Returns submit(pool, summary): a finished outcome from the journal, or a future."""
@@ -316,15 +327,16 @@ class _PullRun:
 
     def _job_record(self, summary: dict[str, Any], before: Mapping[str, Any] | None) -> dict[str, Any]:
         """The job record; taken from the latest version when the listing shows no change."""
+        status = str(summary.get("status"))
         if (
             not self.refresh_jobs
             and before
-            and before.get("result_url")
-            and str(summary.get("status")) == before.get("status")
+            and status == before.get("status")
+            and (before.get("result_url") or status.lower() != "completed")
         ):
             self.stats.skipped_job_requests += 1
             return {**summary, "job_id": summary["id"], "status": before["status"],
-                    "result": before["result_url"], "_from_previous": True}
+                    "result": before.get("result_url") or "", "_from_previous": True}
         record = self.client.get_job(self.project_id, str(summary["id"]))
         return {**summary, **record}
 
@@ -457,12 +469,6 @@ def _manifest_entry(outcome: _Outcome) -> dict[str, str | None]:
         "result_url": record.get("result") or None,
         "error": outcome.error["error_type"] if outcome.error else None,
     }
-
-
-def _content_id(jobs: Mapping[str, Mapping[str, Any]]) -> str:
-    from playment_datasets.registry import content_id
-
-    return content_id(jobs)
 
 
 def _error_entry(stage: str, exc: PlaymentDatasetsError, outage: bool = False) -> dict[str, Any]:
