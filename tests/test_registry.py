@@ -184,7 +184,9 @@ def test_commit_creates_v1_then_dedupes_then_v2(reg: Registry) -> None:
     assert m1["project_id"] == "proj" and m1["batch_id"] == "batch1"
     assert m1["schema_version"] == SCHEMA_VERSION
     assert m1["counts"]["jobs"] == 3 and m1["counts"]["annotations"] == 0
-    assert m1["jobs"]["j3"] == {"result_sha256": None, "etag": '"j3"', "status": "completed"}
+    assert m1["jobs"]["j3"] == {
+        "result_sha256": None, "etag": '"j3"', "status": "completed", "result_url": None
+    }
     assert m1["source"] == {"base_url": "http://127.0.0.1:1"}
     for name, info in m1["files"].items():
         data = (r1.path / name).read_bytes()
