@@ -388,6 +388,8 @@ def _image_names(ds: Any, images: Sequence[ImageKey]) -> dict[ImageKey, tuple[st
             logger.warning("images of several jobs share the name %r; job %r is named by its id",
                            stem, image[0])
             names[image] = (image[0], image[0])
+    if len({stem for _, stem in names.values()}) < len(names):  # a job id met a basename
+        names = {i: (n if i[1:] != (None, None) else (i[0], i[0])) for i, n in names.items()}
     return names
 
 

@@ -397,3 +397,45 @@ def test_empty_dataset_gives_valid_empty_outputs(tmp_path: Path) -> None:
     for name in TABLE_NAMES:
         frame = pd.read_csv(out / f"{name}.csv")
         assert len(frame) == 0 and list(frame.columns) == TABLES[name].names
+
+
+def test_unusable_shapes_are_skipped_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def pts(key: str, xys: list[tuple[float | None, float]]) -> list[dict[str, Any]]:
+        return [{"job_id": "a", "annotation_key": key, "point_index": i, "x": x, "y": y}
+                for i, (x, y) in enumerate(xys)]
+
+    tables = {
+        "annotations": [
+            {"job_id": "a", "annotation_key": "a/two", "type": "polygon", "label": "x"},
+            {"job_id": "a", "annotation_key": "a/null", "type": "polygon", "label": "x"},
+            {"job_id": "a", "annotation_key": "a/ok", "type": "polygon", "label": "y"},
+        ],
+        "points": (pts("a/two", [(0.1, 0.1), (0.2, 0.2)])
+                   + pts("a/null", [(0.1, 0.1), (None, 0.2), (0.3, 0.1)])
+                   + pts("a/ok", [(0.0, 0.0), (0.5, 0.0), (0.0, 0.5)])),
+    }
+    with caplog.at_level("WARNING", logger="playment_datasets.exports"):
+        coco = load_coco(to_coco(make_ds(tables), tmp_path, image_size=(100, 100)))
+    [ann] = coco.dataset["annotations"]
+    assert ann["playment_annotation_key"] == "a/ok"
+    # bbox from the points when x_min..y_max are null; right triangle 50 x 50
+    assert ann["bbox"] == pytest.approx([0, 0, 50, 50])
+    assert ann["area"] == pytest.approx(1250)
+    assert [c["name"] for c in coco.dataset["categories"]] == ["y"]
+    text = caplog.text
+    assert "fewer than 3 points" in text and "null point coordinate" in text
+
+
+def test_shared_image_basenames_fall_back_to_job_ids(tmp_path: Path) -> None:
+    tables = {
+        "jobs": [{"job_id": "a", "image_url": "https://x/1/img.jpg"},
+                 {"job_id": "b", "image_url": "https://x/2/img.png"},
+                 {"job_id": "c", "image_url": "https://x/3/c%2Fd.jpg"}],
+        "annotations": [rect(j, f"{j}/1", "car", (0.1, 0.1, 0.2, 0.2)) for j in "abc"],
+    }
+    coco = load_coco(to_coco(make_ds(tables), tmp_path, image_size=(10, 10)))
+    assert [i["file_name"] for i in coco.dataset["images"]] == ["a", "b", "d.jpg"]
+    out = to_yolo(make_ds(tables), tmp_path / "yolo")
+    assert sorted(p.name for p in (out / "labels").iterdir()) == ["a.txt", "b.txt", "d.txt"]
