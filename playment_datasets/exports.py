@@ -675,10 +675,11 @@ def to_yolo(
             skipped += 1
             continue
         stem = names[shape.image][1]
-        for part in stem.split("/"):
+        framed = shape.image[1:] != (None, None)
+        for part in [p for p in shape.image if p is not None] if framed else [stem]:
             if not _safe_part(part):
                 raise InvalidIdError(
-                    f"cannot name a label file after {stem!r}: expected ids without "
+                    f"cannot name a label file after the id {part!r}: expected ids without "
                     "'/', '\\' or NUL that are not '.' or '..'; rename the job or frame"
                 )
         lines.setdefault(stem, []).append(

@@ -336,9 +336,12 @@ def test_yolo_refuses_foreign_labels_dir_and_unsafe_ids(tmp_path: Path) -> None:
         to_yolo(ds, tmp_path)
     assert (tmp_path / "labels" / "notes.md").read_text() == "mine"
 
-    evil = make_ds({"annotations": [rect("..", "k", "car", (0.1, 0.1, 0.2, 0.2))]})
-    with pytest.raises(InvalidIdError):
-        to_yolo(evil, tmp_path / "other")
+    for job, frame in [("..", None), ("a/b", None), ("j", "../f"), ("j", "f/g")]:
+        evil = make_ds({"annotations": [rect(job, "k", "car", (0.1, 0.1, 0.2, 0.2),
+                                             frame_id=frame)]})
+        with pytest.raises(InvalidIdError, match="id"):
+            to_yolo(evil, tmp_path / "other")
+    assert not (tmp_path / "other" / "labels").exists()
 
 
 # --------------------------------------------------------------------------- CSV
