@@ -26,6 +26,7 @@ from typing import Any
 
 from playment_datasets import __version__
 from playment_datasets.errors import ConfigurationError, PlaymentDatasetsError
+from playment_datasets.schema import TABLE_NAMES
 
 __all__ = ["main", "build_parser", "render_docs"]
 
@@ -309,7 +310,8 @@ def summarize(ds: Any) -> dict[str, Any]:
         "created_at": manifest.get("created_at"),
         "content_id": manifest.get("content_id"),
         "path": str(ds.path),
-        "counts": {name: int(n) for name, n in manifest.get("counts", {}).items()},
+        "counts": {name: int(manifest.get("counts", {}).get(name, 0)) for name in TABLE_NAMES},
+        "pull": (manifest.get("extra") or {}).get("pull"),
         "result_kinds": {str(k): int(v) for k, v in kinds.items()},
         "annotation_types": {str(k): int(v) for k, v in by_type.items()},
         "top_labels": {str(k): int(v) for k, v in labels.items()},
@@ -321,6 +323,15 @@ def render_summary(s: dict[str, Any]) -> str:
         f"batch     {s['batch_id']}  (project {s['project_id']})",
         f"version   {s['version']}  created {s['created_at']}",
         f"path      {s['path']}",
+    ]
+    stats = s.get("pull")
+    if stats:
+        lines.append(
+            f"pull      {stats['listed']} jobs listed in {stats['seconds']:.2f} s: "
+            f"{stats['fetched']} downloaded, {stats['not_modified']} unchanged, "
+            f"{stats['resumed']} resumed, {stats['failed']} failed"
+        )
+    lines += [
         "",
         _side_by_side(
             ("table", "rows", s["counts"]),

@@ -178,6 +178,39 @@ class Dataset:
     def errors(self) -> pd.DataFrame:
         return self.table("errors")
 
+    # -- exports (see docs/exports.md) ------------------------------------------------
+
+    def to_coco(self, out_dir: str | os.PathLike[str], **options: Any) -> Path:
+        """Write COCO instances JSON (boxes and polygons); see :func:`exports.to_coco`.
+
+        Example:
+            >>> ds.to_coco("coco/", image_size=(1920, 1080))  # doctest: +SKIP
+            PosixPath('coco/instances.json')
+        """
+        from playment_datasets.exports import to_coco
+
+        return to_coco(self, out_dir, **options)
+
+    def to_yolo(self, out_dir: str | os.PathLike[str], **options: Any) -> Path:
+        """Write YOLO label files and ``classes.txt``; see :func:`exports.to_yolo`.
+
+        Example:
+            >>> ds.to_yolo("yolo/")  # doctest: +SKIP
+        """
+        from playment_datasets.exports import to_yolo
+
+        return to_yolo(self, out_dir, **options)
+
+    def to_csv(self, out_dir: str | os.PathLike[str], **options: Any) -> Path:
+        """Write one CSV file per table; see :func:`exports.to_csv`.
+
+        Example:
+            >>> ds.to_csv("csv/", tables=["annotations"])  # doctest: +SKIP
+        """
+        from playment_datasets.exports import to_csv
+
+        return to_csv(self, out_dir, **options)
+
 
 def load(
     batch_id: str,
