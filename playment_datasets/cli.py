@@ -423,6 +423,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; run the same command again to resume where it stopped",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into `head` and the like
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except UsageError as exc:
         if args.debug:
             raise
