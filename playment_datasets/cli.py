@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from playment_datasets import __version__
+from playment_datasets.emulator.__main__ import add_emulator_arguments
 from playment_datasets.errors import ConfigurationError, PlaymentDatasetsError
 from playment_datasets.schema import TABLE_NAMES
 
@@ -40,16 +41,21 @@ class UsageError(PlaymentDatasetsError):
 # -- argument parsing ---------------------------------------------------------------
 
 
-def _common() -> argparse.ArgumentParser:
+def _common(*, with_json: bool = True) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("common options")
     group.add_argument("--registry", metavar="PATH",
                        help="registry directory (default: $PLAYMENT_DATASETS_HOME, else a "
                             "per-user data directory)")
-    group.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    if with_json:
+        group.add_argument("--json", action="store_true", help="print machine-readable JSON")
     group.add_argument("--debug", action="store_true",
                        help="show debug logs and full tracebacks")
     return common
+
+
+_EMULATOR_OPTIONS = ("jobs", "seed", "kinds", "port", "storage_port", "latency_ms", "faults",
+                     "page_size", "api_key")
 
 
 COMMANDS: dict[str, dict[str, str]] = {
@@ -97,10 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common()
 
-    def add(name: str) -> argparse.ArgumentParser:
+    def add(name: str, parent: argparse.ArgumentParser = common) -> argparse.ArgumentParser:
         info = COMMANDS[name]
         return sub.add_parser(
-            name, parents=[common], help=info["help"], description=info["help"] + ".",
+            name, parents=[parent], help=info["help"], description=info["help"] + ".",
             epilog=f"example:\n  {info['example']}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
@@ -132,13 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", metavar="WxH", type=_image_size,
                    help="pixel size of every image, e.g. 1920x1080 (COCO needs it)")
 
-    p = add("emulator")
-    p.add_argument("--port", type=int, default=0, help="API port (default: a free one)")
-    p.add_argument("--jobs", type=_positive_int, default=50, help="jobs in the generated batch")
-    p.add_argument("--seed", type=int, default=0, help="generator seed")
-    p.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every request")
-    p.add_argument("--faults", metavar="SPEC", help='e.g. "500=0.1,429=0.05;retry_after=1"')
-    p.add_argument("--api-key", default=None, help="key the emulator accepts")
+    p = add("emulator", _common(with_json=False))
+    add_emulator_arguments(p)  # the same options as python -m playment_datasets.emulator
 
     p = add("demo")
     p.add_argument("--jobs", type=_positive_int, default=48, help="jobs in the demo batch")
@@ -260,12 +261,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_emulator(args: argparse.Namespace) -> int:
     from playment_datasets.emulator.__main__ import run_emulator_cli
 
-    argv = ["--port", str(args.port), "--jobs", str(args.jobs), "--seed", str(args.seed),
-            "--latency-ms", str(args.latency_ms)]
-    if args.faults:
-        argv += ["--faults", args.faults]
-    if args.api_key:
-        argv += ["--api-key", args.api_key]
+    argv: list[str] = []
+    for name in _EMULATOR_OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            argv += [f"--{name.replace('_', '-')}", str(value)]
+    if args.json:
+        argv.append("--json")
     return run_emulator_cli(argv)
 
 
