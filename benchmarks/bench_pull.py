@@ -50,15 +50,14 @@ _report(seconds=seconds, version=ds.version, jobs=len(ds.jobs),
 """
 
 
-def reference_pull(emu: Emulator, batch: GeneratedBatch, n_jobs: int) -> float:
-    """Seconds the reference script takes for the first ``n_jobs`` jobs of ``batch``."""
-    subset = GeneratedBatch(batch.project_id, batch.batch_id + "-ref", batch.name, batch.jobs[:n_jobs])
-    emu.add_batch(subset)
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, subset.batch_id).mkdir()
+def reference_pull(batch: GeneratedBatch, latency_ms: float) -> tuple[float, int]:
+    """Seconds the reference script takes for ``batch``, and the key leaks it caused."""
+    with Emulator(batch, latency_ms=latency_ms) as emu, tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, batch.batch_id).mkdir()
         env = {"REFERENCE_BASE_URL": emu.base_url, "REFERENCE_API_KEY": emu.api_key,
-               "REFERENCE_PROJECT_ID": subset.project_id, "REFERENCE_BATCH_ID": subset.batch_id}
-        return float(run_child(REFERENCE_CHILD, REFERENCE, env=env, cwd=tmp)["seconds"])
+               "REFERENCE_PROJECT_ID": batch.project_id, "REFERENCE_BATCH_ID": batch.batch_id}
+        seconds = float(run_child(REFERENCE_CHILD, REFERENCE, env=env, cwd=tmp)["seconds"])
+        return seconds, emu.stats.leaks
 
 
 def library_pull(emu: Emulator, registry: str, workers: int) -> dict[str, Any]:
@@ -69,9 +68,13 @@ def library_pull(emu: Emulator, registry: str, workers: int) -> dict[str, Any]:
 def bench_fetch(jobs: int, latency_ms: float, runs: int, reference_jobs: int,
                 workers: int) -> dict[str, Any]:
     batch = generate_batch(jobs, seed=1, kinds=["image"], completed_fraction=1.0)
+    ref_batch = generate_batch(reference_jobs, seed=1, kinds=["image"], completed_fraction=1.0)
+    ref, ref_leaks = [], 0
+    for _ in range(runs):
+        seconds, leaked = reference_pull(ref_batch, latency_ms)
+        ref.append(reference_jobs / seconds)
+        ref_leaks += leaked
     with Emulator(batch, latency_ms=latency_ms) as emu:
-        ref = [reference_jobs / reference_pull(emu, batch, reference_jobs) for _ in range(runs)]
-        emu.reset_stats()
         leaks = 0
         firsts, repulls, first_bytes, repull_bytes = [], [], [], []
         for _ in range(runs):
@@ -101,6 +104,7 @@ def bench_fetch(jobs: int, latency_ms: float, runs: int, reference_jobs: int,
         "repull_body_bytes": statistics.median(repull_bytes),
         "concurrency_efficiency": (requests * latency_ms / 1000 / workers) / first_s,
         "key_leaks_to_storage": leaks,
+        "reference_key_leaks_to_storage": ref_leaks,
     }
 
 
@@ -146,7 +150,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print_table(f"Fetch: pull() vs the reference script (median of {args.runs} runs)", [
             {"latency ms": r["latency_ms"], "jobs": r["jobs"],
              "reference jobs/s": r["reference_jobs_per_s"], "pull jobs/s": r["pull_jobs_per_s"],
-             "speed-up": r["speedup"], "efficiency": r["concurrency_efficiency"]} for r in fetch])
+             "speed-up": r["speedup"], "efficiency": r["concurrency_efficiency"],
+             "key leaks (ref / pull)": f"{r['reference_key_leaks_to_storage']} / "
+                                       f"{r['key_leaks_to_storage']}"} for r in fetch])
         print_table("Incremental: unchanged re-pull vs first pull", [
             {"latency ms": r["latency_ms"], "first s": r["pull_seconds"],
              "re-pull s": r["repull_seconds"], "speed-up": r["repull_speedup"],
