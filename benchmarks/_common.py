@@ -33,12 +33,18 @@ def run_child(code: str, *args: str, env: dict[str, str] | None = None,
               cwd: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Run Python ``code`` in a fresh process; it prints one JSON object last.
 
-    The child's peak RSS (``ru_maxrss``) is added as ``peak_rss_mb``.
+    The child's peak RSS (``VmHWM``, Linux) is added as ``peak_rss_mb``.
     """
+    # Peak RSS comes from VmHWM: ru_maxrss survives exec, so a child forked from a big
+    # parent (the emulator holding a large batch) would report the parent's size.
     prelude = (
-        "import json, resource, sys, time\n"
+        "import json, sys, time\n"
+        "def _peak_rss_mb():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmHWM:'):\n"
+        "            return int(line.split()[1]) / 1024\n"
         "def _report(**fields):\n"
-        "    fields['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "    fields['peak_rss_mb'] = _peak_rss_mb()\n"
         "    print(json.dumps(fields))\n"
     )
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
