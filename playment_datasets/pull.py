@@ -258,6 +258,7 @@ class _PullRun:
                     top_up()
                     streak = streak + 1 if outcome.error and outcome.error["outage"] else 0
                     if streak >= _OUTAGE_STREAK:
+                        self._salvage(pool, in_flight, staging)
                         self._raise_outage(staging, outcome)
                     if not outcome.resumed:
                         staging.record(outcome.job_id, outcome.record, outcome.sha256,
@@ -272,7 +273,8 @@ class _PullRun:
     def _salvage(self, pool: ThreadPoolExecutor, in_flight, staging) -> None:
         """On the way out of a failed pull, journal what finished so a rerun reuses it."""
         pool.shutdown(wait=True, cancel_futures=True)
-        for item in in_flight:
+        while in_flight:
+            item = in_flight.popleft()
             if not isinstance(item, Future) or item.cancelled() or item.exception() is not None:
                 continue
             outcome = item.result()
@@ -341,7 +343,8 @@ class _PullRun:
         return {**summary, **record}
 
     def _raise_outage(self, staging, outcome: _Outcome) -> None:
-        stored = len(staging.journal())
+        # Only jobs a rerun will not fetch again count as stored: failed ones are retried.
+        stored = sum(1 for entry in staging.journal().values() if entry.error is None)
         raise PullError(
             f"the Playment API stopped answering while pulling batch {self.batch_id}: "
             f"{_OUTAGE_STREAK} jobs in a row failed after all retries (last: "
