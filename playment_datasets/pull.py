@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import requests
 
+from playment_datasets._store import registry_write_error
 from playment_datasets.client import PlaymentClient, RetryPolicy, Timeouts
 from playment_datasets.dataset import Dataset
 from playment_datasets.errors import (
@@ -148,8 +150,14 @@ def pull(
         pool_size=workers, rate_limit=rate_limit,
     )
     with client:
-        run = _PullRun(reg, client, project_id, batch_id, workers, progress, refresh_jobs)
-        return run.execute()
+        try:
+            run = _PullRun(reg, client, project_id, batch_id, workers, progress, refresh_jobs)
+            return run.execute()
+        except OSError as exc:
+            if isinstance(exc, requests.RequestException):  # never raised by the client
+                raise
+            # A full disk, a read-only registry, a file where a directory belongs…
+            raise registry_write_error(exc, reg.root) from None
 
 
 class _PullRun:
