@@ -42,6 +42,7 @@ from playment_datasets.dataset import Dataset
 from playment_datasets.errors import (
     APIError,
     AuthenticationError,
+    InvalidIdError,
     PermissionDeniedError,
     PlaymentDatasetsError,
     PullError,
@@ -181,6 +182,7 @@ class _PullRun:
         self.progress = progress
         self.refresh_jobs = refresh_jobs
         self.stats = PullStats()
+        self.quarantined: dict[str, dict[str, Any]] = {}
         self.previous = _previous_version(registry, batch_id, project_id)
 
     def execute(self) -> Dataset:
@@ -231,8 +233,14 @@ class _PullRun:
                 job_id = str(summary["id"])
                 if job_id in seen:  # a job listed twice is pulled once
                     continue
-                validate_id(job_id, "job id")
                 seen.add(job_id)
+                try:
+                    validate_id(job_id, "job id")
+                except InvalidIdError as exc:
+                    # One hostile id must not cost the batch: never fetched, never used
+                    # in a path, listed in the errors table.
+                    log.warning("batch %s: quarantined a job: %s", self.batch_id, exc)
+                    self.quarantined[job_id] = _error_entry("list", exc)
                 summaries.append(summary)
                 bar.update(1)
         self.stats.listed = len(summaries)
@@ -294,6 +302,8 @@ class _PullRun:
 
         def submit(pool: ThreadPoolExecutor, summary: dict[str, Any]) -> Future[_Outcome] | _Outcome:
             job_id = str(summary["id"])
+            if job_id in self.quarantined:
+                return _Outcome(job_id, dict(summary), error=self.quarantined[job_id])
             entry = journal.get(job_id)
             if entry is not None and entry.error is None and (
                 entry.result_sha256 is None or self.registry.has_object(entry.result_sha256)
