@@ -7,6 +7,7 @@ is fsynced so the rename itself is durable. Files are created with the user's um
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ObjectStore",
+    "registry_write_error",
     "atomic_write_bytes",
     "atomic_write_json",
     "fsync_dir",
@@ -32,6 +34,35 @@ __all__ = [
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 TMP_PREFIX = ".tmp-"
 _O_BINARY = getattr(os, "O_BINARY", 0)
+
+
+_FULL = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
+_READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def registry_write_error(exc: OSError, root: Path) -> RegistryError:
+    """A RegistryError that says which path failed, why, and what to do about it.
+
+    Example:
+        >>> err = registry_write_error(OSError(errno.ENOSPC, "No space left"), Path("/r"))
+        >>> "free some disk space" in str(err)
+        True
+    """
+    where = exc.filename if exc.filename else root
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in _FULL:
+        advice = (f"free some disk space (or raise the quota / file size limit) for {root}, "
+                  "or point registry= / PLAYMENT_DATASETS_HOME at a larger disk")
+    elif exc.errno in _READ_ONLY:
+        advice = (f"make {root} writable for this user, or point registry= / "
+                  "PLAYMENT_DATASETS_HOME at a writable directory")
+    else:
+        advice = f"check that {root} is a writable directory of the expected layout"
+    return RegistryError(
+        f"cannot write to the registry at {root}: {reason} (errno {exc.errno}) at {where}. "
+        f"Committed versions are untouched. To go on, {advice}, then run the same "
+        "pull again: it resumes where it stopped."
+    )
 
 
 def fsync_dir(path: Path) -> None:

@@ -318,6 +318,7 @@ class PlaymentClient:
                 return FetchedResult(resp.content, _etag(resp))
             location = urljoin(resp.url, resp.headers.get("Location", ""))
             _check_http_url(location, "attachment redirect")
+            self._check_not_api(location, "attachment redirect")
             got = self._download(location, etag)
             if got is not None:
                 return got
@@ -339,10 +340,12 @@ class PlaymentClient:
         """GET a signed storage URL without the API key; ``None`` means 403 (re-sign)."""
         headers = {"If-None-Match": etag} if etag else {}
         for _ in range(_MAX_REDIRECTS):
-            resp, _ = self._request(url, headers=headers, redirects=True, raw=True, ok=(403, 304))
+            resp, _ = self._request(url, headers=headers, redirects=True, raw=True, ok=(403, 304),
+                                    send_key=False)
             if resp.is_redirect:
                 url = urljoin(resp.url, resp.headers.get("Location", ""))
                 _check_http_url(url, "storage redirect")
+                self._check_not_api(url, "storage redirect")
                 continue
             if resp.status_code == 304:
                 return FetchedResult(None, etag, not_modified=True)
@@ -350,6 +353,16 @@ class PlaymentClient:
                 return None
             return FetchedResult(resp.content, _etag(resp))
         raise TransportError(f"more than {_MAX_REDIRECTS} redirects downloading a result file")
+
+    def _check_not_api(self, url: str, what: str) -> None:
+        """Refuse a download URL on the API host: storage is another origin, and a
+        redirect back to the API host could make the key or an API answer pose as a result."""
+        if _origin(url) == self._api_origin:
+            raise TransportError(
+                f"refusing {what} {_safe_url(url)!r}: it points at the API host itself, "
+                "expected a signed URL on the storage host. The API (or a proxy in between) "
+                "answered with an unsafe redirect; report it to Playment support."
+            )
 
     def _get_data(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET an API path and return the ``data`` of its success envelope."""
@@ -372,15 +385,17 @@ class PlaymentClient:
         redirects: bool = False,
         raw: bool = False,
         ok: tuple[int, ...] = (),
+        send_key: bool = True,
     ) -> tuple[requests.Response, dict[str, Any] | None]:
         """One logical GET with retries: the response and its parsed JSON envelope.
 
         ``redirects`` accepts a 3xx answer (returned to the caller, never followed
         here); ``raw`` returns a 2xx body unparsed (result files are not envelopes);
-        ``ok`` lists other statuses handed back as they are.
+        ``ok`` lists other statuses handed back as they are; ``send_key=False`` never
+        sends the API key (downloads from storage).
         """
         send = dict(headers or {})
-        if _origin(url) == self._api_origin:
+        if send_key and _origin(url) == self._api_origin:
             send["x-api-key"] = self._api_key
         shown = _safe_url(url)
         last = "no attempt made"

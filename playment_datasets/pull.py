@@ -34,12 +34,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import requests
 
+from playment_datasets._store import registry_write_error
 from playment_datasets.client import PlaymentClient, RetryPolicy, Timeouts
 from playment_datasets.dataset import Dataset
 from playment_datasets.errors import (
     APIError,
     AuthenticationError,
+    InvalidIdError,
     PermissionDeniedError,
     PlaymentDatasetsError,
     PullError,
@@ -148,8 +151,14 @@ def pull(
         pool_size=workers, rate_limit=rate_limit,
     )
     with client:
-        run = _PullRun(reg, client, project_id, batch_id, workers, progress, refresh_jobs)
-        return run.execute()
+        try:
+            run = _PullRun(reg, client, project_id, batch_id, workers, progress, refresh_jobs)
+            return run.execute()
+        except OSError as exc:
+            if isinstance(exc, requests.RequestException):  # never raised by the client
+                raise
+            # A full disk, a read-only registry, a file where a directory belongs…
+            raise registry_write_error(exc, reg.root) from None
 
 
 class _PullRun:
@@ -173,6 +182,7 @@ class _PullRun:
         self.progress = progress
         self.refresh_jobs = refresh_jobs
         self.stats = PullStats()
+        self.quarantined: dict[str, dict[str, Any]] = {}
         self.previous = _previous_version(registry, batch_id, project_id)
 
     def execute(self) -> Dataset:
@@ -223,8 +233,14 @@ class _PullRun:
                 job_id = str(summary["id"])
                 if job_id in seen:  # a job listed twice is pulled once
                     continue
-                validate_id(job_id, "job id")
                 seen.add(job_id)
+                try:
+                    validate_id(job_id, "job id")
+                except InvalidIdError as exc:
+                    # One hostile id must not cost the batch: never fetched, never used
+                    # in a path, listed in the errors table.
+                    log.warning("batch %s: quarantined a job: %s", self.batch_id, exc)
+                    self.quarantined[job_id] = _error_entry("list", exc)
                 summaries.append(summary)
                 bar.update(1)
         self.stats.listed = len(summaries)
@@ -258,6 +274,7 @@ class _PullRun:
                     top_up()
                     streak = streak + 1 if outcome.error and outcome.error["outage"] else 0
                     if streak >= _OUTAGE_STREAK:
+                        self._salvage(pool, in_flight, staging)
                         self._raise_outage(staging, outcome)
                     if not outcome.resumed:
                         staging.record(outcome.job_id, outcome.record, outcome.sha256,
@@ -272,7 +289,8 @@ class _PullRun:
     def _salvage(self, pool: ThreadPoolExecutor, in_flight, staging) -> None:
         """On the way out of a failed pull, journal what finished so a rerun reuses it."""
         pool.shutdown(wait=True, cancel_futures=True)
-        for item in in_flight:
+        while in_flight:
+            item = in_flight.popleft()
             if not isinstance(item, Future) or item.cancelled() or item.exception() is not None:
                 continue
             outcome = item.result()
@@ -284,6 +302,8 @@ class _PullRun:
 
         def submit(pool: ThreadPoolExecutor, summary: dict[str, Any]) -> Future[_Outcome] | _Outcome:
             job_id = str(summary["id"])
+            if job_id in self.quarantined:
+                return _Outcome(job_id, dict(summary), error=self.quarantined[job_id])
             entry = journal.get(job_id)
             if entry is not None and entry.error is None and (
                 entry.result_sha256 is None or self.registry.has_object(entry.result_sha256)
@@ -341,7 +361,8 @@ class _PullRun:
         return {**summary, **record}
 
     def _raise_outage(self, staging, outcome: _Outcome) -> None:
-        stored = len(staging.journal())
+        # Only jobs a rerun will not fetch again count as stored: failed ones are retried.
+        stored = sum(1 for entry in staging.journal().values() if entry.error is None)
         raise PullError(
             f"the Playment API stopped answering while pulling batch {self.batch_id}: "
             f"{_OUTAGE_STREAK} jobs in a row failed after all retries (last: "
