@@ -148,8 +148,11 @@ def pull(
         pool_size=workers, rate_limit=rate_limit,
     )
     with client:
-        run = _PullRun(reg, client, project_id, batch_id, workers, progress, refresh_jobs)
-        return run.execute()
+        # A remote registry stages and commits into a local working registry first.
+        run = _PullRun(reg._pull_target(), client, project_id, batch_id, workers, progress,
+                       refresh_jobs)
+        dataset = run.execute()
+    return reg._publish_pulled(dataset)
 
 
 class _PullRun:
