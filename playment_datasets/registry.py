@@ -287,6 +287,39 @@ class Registry:
             )
         return Staging(self, project_id, batch_id)
 
+    def open_shard_staging(
+        self, project_id: str, batch_id: str, index: int, count: int
+    ) -> Staging:
+        """Open (and lock) the staging area of shard ``index`` of ``count`` of a batch
+        (``staging/<p>/<b>/shards/<index>-of-<count>/``); see :mod:`playment_datasets.shards`."""
+        from playment_datasets.shards import ShardStaging, check_shard
+
+        check_shard((index, count))
+        validate_id(project_id, "project id")
+        validate_id(batch_id, "batch id")
+        entry = self._read_index()["batches"].get(batch_id)
+        if entry is not None and entry.get("versions") and entry["project_id"] != project_id:
+            raise RegistryError(
+                f"batch {batch_id!r} is registered under project {entry['project_id']!r}, not "
+                f"{project_id!r}; batch ids are unique across projects. Check the project id."
+            )
+        return ShardStaging(self, project_id, batch_id, index, count)
+
+    def commit_shards(self, project_id: str, batch_id: str, count: int) -> Dataset:
+        """Merge the ``count`` finished shards of a batch into one version.
+
+        Raises RegistryError naming the shards that are not finished yet. The version's
+        content id equals a single-machine pull's; when it equals the latest version's,
+        no version is made and the latest is returned.
+
+        Example:
+            >>> reg.commit_shards("PROJECT_ID", "BATCH_ID", 4).version  # doctest: +SKIP
+            1
+        """
+        from playment_datasets.shards import commit_shards
+
+        return commit_shards(self, project_id, batch_id, count)
+
     # -- queries -------------------------------------------------------------------
     def versions(self, batch_id: str) -> list[int]:
         """Committed version numbers of a batch, ascending ([] for an unknown batch)."""
