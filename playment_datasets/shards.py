@@ -227,12 +227,13 @@ def commit_shards(registry: Registry, project_id: str, batch_id: str, count: int
             extra={"shards": count, "pull": pulls},
             job_meta=job_meta,
         )
-    for d in dirs:
-        shutil.rmtree(d.parent, ignore_errors=True)
-    try:
-        (dirs[0].parent.parent).rmdir()
-    except OSError:
-        pass
+        # Still under the batch lock: the shards are consumed; an empty area is then removed.
+        for d in dirs:
+            shutil.rmtree(d.parent, ignore_errors=True)
+        try:
+            dirs[0].parent.parent.rmdir()
+        except OSError:
+            pass  # shards of another split remain
     verb = "committed" if result.created else "unchanged; latest is"
     logger.info("batch %s from %d shards: %s version %d", batch_id, count, verb, result.version)
     return registry.load(batch_id, result.version)
