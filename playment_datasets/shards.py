@@ -176,10 +176,27 @@ class ShardStaging(Staging):
             self._lock.release()
 
 
+def _merge_stats(pulls: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """One pull's statistics from the shards': counts add up; seconds is the slowest shard."""
+    merged: dict[str, Any] = {}
+    for stats in pulls:
+        for key, value in stats.items():
+            if key == "seconds":
+                merged[key] = max(merged.get(key, 0.0), value)
+            elif isinstance(value, Mapping):
+                into = merged.setdefault(key, {})
+                for k, v in value.items():
+                    into[k] = into.get(k, 0) + v
+            elif isinstance(value, (int, float)):
+                merged[key] = merged.get(key, 0) + value
+    return merged
+
+
 def _missing_message(batch_id: str, count: int, missing: list[int]) -> str:
     names = ", ".join(f"{i}/{count}" for i in missing)
+    verb = "is" if len(missing) == 1 else "are"
     return (
-        f"cannot commit batch {batch_id!r} from {count} shards: {len(missing)} of them are "
+        f"cannot commit batch {batch_id!r} from {count} shards: {len(missing)} of them {verb} "
         f"not finished ({names}). Run pull(..., shard=(i, {count})) — CLI "
         f"`pull --shard i/{count}` — for each of those, then commit again."
     )
@@ -224,7 +241,7 @@ def commit_shards(registry: Registry, project_id: str, batch_id: str, count: int
         result = staging.commit(
             jobs=jobs,
             source=shards[0].manifest.get("source", {}),
-            extra={"shards": count, "pull": pulls},
+            extra={"shards": count, "pull": _merge_stats(pulls), "shard_pulls": pulls},
             job_meta=job_meta,
         )
         # Still under the batch lock: the shards are consumed; an empty area is then removed.

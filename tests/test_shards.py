@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,22 @@ def test_bad_shard_specs_say_what_is_expected(emu, tmp_path) -> None:
     with pytest.raises(PlaymentDatasetsError, match="every worker shares"):
         pds.pull(emu.project_id, emu.batch_id, api_key=emu.api_key, base_url=emu.base_url,
                  registry="memory://b/r", progress=False, shard=(0, 2))
+
+
+def test_cli_pull_shard_then_commit_shards(emu, tmp_path, monkeypatch, capsys) -> None:
+    from playment_datasets.cli import main
+
+    monkeypatch.setenv("PLAYMENT_API_KEY", emu.api_key)
+    monkeypatch.setenv("PLAYMENT_BASE_URL", emu.base_url)
+    reg = ["--registry", str(tmp_path / "reg")]
+    assert main(["pull", emu.project_id, emu.batch_id, "--shard", "0/2", "--json", *reg]) == 0
+    assert main(["commit-shards", emu.project_id, emu.batch_id, "2", *reg]) == 1
+    assert "(1/2)" in capsys.readouterr().err
+    assert main(["pull", emu.project_id, emu.batch_id, "--shard", "1/2", "--json", *reg]) == 0
+    capsys.readouterr()
+    assert main(["commit-shards", emu.project_id, emu.batch_id, "2", "--json", *reg]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["version"] == 1 and out["counts"]["jobs"] == len(emu.batch.jobs)
+    with pytest.raises(SystemExit) as usage:
+        main(["pull", emu.project_id, emu.batch_id, "--shard", "2/2", *reg])
+    assert usage.value.code == 2 and "0 <= index < count" in capsys.readouterr().err
