@@ -136,13 +136,14 @@ class ShardStaging(Staging):
         source, extra = dict(source or {}), dict(extra or {})
         check_source(source, extra)
         files = prepare_files(self, counts, jobs_v, None)
+        cid = content_id_of(jobs_v)
         manifest = {
             "format": 1,
             "version": 0,
             "parent": None,
             "project_id": self.project_id,
             "batch_id": self.batch_id,
-            "content_id": content_id_of(jobs_v),
+            "content_id": cid,
             "library_version": library_version(),
             "schema_version": SCHEMA_VERSION,
             "tables": list(TABLE_NAMES),
@@ -161,7 +162,7 @@ class ShardStaging(Staging):
         self.clear_journal()
         logger.info("finished shard %d/%d of batch %s: %d jobs", self.index, self.count,
                     self.batch_id, len(jobs_v))
-        return CommitResult(0, True, self.result_path, manifest["content_id"])
+        return CommitResult(0, True, self.result_path, cid)
 
     def close(self) -> None:
         """Release the lock; a finished shard's ``result/`` stays for :func:`commit_shards`."""
