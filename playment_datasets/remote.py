@@ -238,7 +238,9 @@ class RemoteDataset(Dataset):
         key = str(self._file(name))
         try:
             return pq.read_table(
-                key, filesystem=self.fs, columns=list(columns) if columns else None,
+                key,
+                filesystem=self.fs,
+                columns=list(columns) if columns else None,
                 filters=filters,
             )
         except FileNotFoundError:
@@ -264,8 +266,9 @@ class RemoteDataset(Dataset):
 
         # DuckDB scans the Arrow dataset lazily; reads go through this fsspec filesystem,
         # so no DuckDB extension or separate credentials are needed.
-        con.register(name, pads.dataset(str(self._file(name)), filesystem=self.fs,
-                                        format="parquet"))
+        con.register(
+            name, pads.dataset(str(self._file(name)), filesystem=self.fs, format="parquet")
+        )
 
 
 class RemoteRegistry(Registry):
@@ -365,9 +368,7 @@ class RemoteRegistry(Registry):
         prefix = self._key("objects")
         self.fs.invalidate_cache(prefix)
         try:
-            present = {
-                p.rstrip("/")[-65:].replace("/", "") for p in self.fs.find(prefix)
-            }
+            present = {p.rstrip("/")[-65:].replace("/", "") for p in self.fs.find(prefix)}
         except FileNotFoundError:
             present = set()
         missing = sorted(shas - present)
@@ -516,8 +517,14 @@ class RemoteRegistry(Registry):
             return n
 
         self._update_index(add)
-        logger.info("published %s v%d to %s (%d new objects, content %s)",
-                    batch_id, n, self.url, uploaded, cid[:12])
+        logger.info(
+            "published %s v%d to %s (%d new objects, content %s)",
+            batch_id,
+            n,
+            self.url,
+            uploaded,
+            cid[:12],
+        )
         return self.load(batch_id, n)
 
     @staticmethod
@@ -595,15 +602,19 @@ class RemoteRegistry(Registry):
         try:
             index = self._read_index()
         except RegistryError as exc:
-            report.problems.append(VerifyProblem("registry.json", "unreadable", "JSON index",
-                                                 str(exc)))
+            report.problems.append(
+                VerifyProblem("registry.json", "unreadable", "JSON index", str(exc))
+            )
             return report
         batches = [batch_id] if batch_id is not None else sorted(index["batches"])
         seen: dict[str, str | None] = {}
         for b in batches:
             entry = self._entry(index, b)
-            ns = ([self._version_in(entry, b, version)] if version is not None
-                  else sorted(int(v) for v in entry["versions"]))
+            ns = (
+                [self._version_in(entry, b, version)]
+                if version is not None
+                else sorted(int(v) for v in entry["versions"])
+            )
             for n in ns:
                 self._verify_version(report, b, n, entry["versions"][str(n)], seen)
             report.orphans += [
@@ -612,8 +623,14 @@ class RemoteRegistry(Registry):
             ]
         return report
 
-    def _verify_version(self, report: VerifyReport, b: str, n: int, info: Mapping[str, Any],
-                        seen: dict[str, str | None]) -> None:
+    def _verify_version(
+        self,
+        report: VerifyReport,
+        b: str,
+        n: int,
+        info: Mapping[str, Any],
+        seen: dict[str, str | None],
+    ) -> None:
         rel = str(info["path"])
         report.versions_checked.append((b, n))
         report.files_checked += 1
@@ -630,18 +647,27 @@ class RemoteRegistry(Registry):
             problem(f"{rel}/manifest.json", "unreadable", "JSON manifest", type(exc).__name__)
             return
         if manifest.get("content_id") != info["content_id"]:
-            problem(f"{rel}/manifest.json", "mismatch", info["content_id"],
-                    str(manifest.get("content_id")))
+            problem(
+                f"{rel}/manifest.json",
+                "mismatch",
+                info["content_id"],
+                str(manifest.get("content_id")),
+            )
         jobs = manifest.get("jobs", {})
         if content_id_of(jobs) != manifest.get("content_id"):
-            problem(f"{rel}/manifest.json", "mismatch", str(manifest.get("content_id")),
-                    content_id_of(jobs))
+            problem(
+                f"{rel}/manifest.json",
+                "mismatch",
+                str(manifest.get("content_id")),
+                content_id_of(jobs),
+            )
         for fname, finfo in sorted(manifest.get("files", {}).items()):
             report.files_checked += 1
             got = self._hash(self._key(f"{rel}/{fname}"))
             if got != finfo["sha256"]:
-                problem(f"{rel}/{fname}", "missing" if got is None else "mismatch",
-                        finfo["sha256"], got)
+                problem(
+                    f"{rel}/{fname}", "missing" if got is None else "mismatch", finfo["sha256"], got
+                )
         for job in jobs.values():
             sha = job.get("result_sha256")
             if not sha:
@@ -650,6 +676,9 @@ class RemoteRegistry(Registry):
                 report.objects_checked += 1
                 seen[sha] = self._hash(self._object_key(sha))
             if seen[sha] != sha:
-                problem(f"objects/{sha[:2]}/{sha[2:]}", "missing" if seen[sha] is None
-                        else "mismatch", sha, seen[sha])
-
+                problem(
+                    f"objects/{sha[:2]}/{sha[2:]}",
+                    "missing" if seen[sha] is None else "mismatch",
+                    sha,
+                    seen[sha],
+                )

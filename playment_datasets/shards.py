@@ -110,7 +110,9 @@ class ShardStaging(Staging):
     ) -> None:
         self.index, self.count = index, count
         super().__init__(
-            registry, project_id, batch_id,
+            registry,
+            project_id,
+            batch_id,
             path=shard_dir(registry, project_id, batch_id, index, count),
         )
 
@@ -160,8 +162,13 @@ class ShardStaging(Staging):
         fsync_dir(self.path)
         self._writer = None
         self.clear_journal()
-        logger.info("finished shard %d/%d of batch %s: %d jobs", self.index, self.count,
-                    self.batch_id, len(jobs_v))
+        logger.info(
+            "finished shard %d/%d of batch %s: %d jobs",
+            self.index,
+            self.count,
+            self.batch_id,
+            len(jobs_v),
+        )
         return CommitResult(0, True, self.result_path, cid)
 
     def close(self) -> None:

@@ -26,8 +26,14 @@ TABLES_COMPARED = ["annotations", "points", "attributes"]
 def ds(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     root = tmp_path_factory.mktemp("registry")
     with Emulator(jobs=24, seed=1) as emu:
-        return pds.pull(emu.project_id, emu.batch_id, api_key=emu.api_key,
-                        base_url=emu.base_url, registry=root, progress=False)
+        return pds.pull(
+            emu.project_id,
+            emu.batch_id,
+            api_key=emu.api_key,
+            base_url=emu.base_url,
+            registry=root,
+            progress=False,
+        )
 
 
 def rows(table: pa.Table, columns: list[str]) -> list[tuple[Any, ...]]:
@@ -82,8 +88,9 @@ def test_duckdb_sql_agrees_with_pandas(ds: Dataset) -> None:
     sql = "SELECT view_name FROM duckdb_views() WHERE NOT internal"
     views = {r[0] for r in con.execute(sql).fetchall()}
     assert views == set(ds.tables())
-    n = con.execute("SELECT count(*) FROM points JOIN annotations USING (job_id, annotation_key)"
-                    ).fetchone()[0]
+    n = con.execute(
+        "SELECT count(*) FROM points JOIN annotations USING (job_id, annotation_key)"
+    ).fetchone()[0]
     assert n == len(ds.points.merge(ds.annotations, on=["job_id", "annotation_key"]))
 
 
@@ -135,13 +142,14 @@ def test_dask_reads_every_table_at_once(ds: Dataset) -> None:
     assert counts == ds.counts
 
 
-@pytest.mark.skipif(
-    shutil.which("java") is None, reason="Spark needs a Java runtime"
-)
+@pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime")
 def test_spark_reads_the_same_rows(ds: Dataset) -> None:
     pyspark = pytest.importorskip("pyspark", reason="pyspark is not installed (optional)")
-    spark = (pyspark.sql.SparkSession.builder.master("local[1]")
-             .config("spark.ui.enabled", "false").getOrCreate())
+    spark = (
+        pyspark.sql.SparkSession.builder.master("local[1]")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
     try:
         columns = list(ds.table("annotations").columns)
         got = spark.read.parquet(ds.table_path("annotations")).toPandas()

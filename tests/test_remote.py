@@ -31,8 +31,13 @@ def s3() -> Any:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     client.create_bucket(Bucket=BUCKET)
     client.endpoint = endpoint
     yield client
@@ -40,8 +45,11 @@ def s3() -> Any:
 
 
 def options(s3: Any) -> dict[str, Any]:
-    return {"key": "testing", "secret": "testing",
-            "client_kwargs": {"endpoint_url": s3.endpoint, "region_name": "us-east-1"}}
+    return {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": s3.endpoint, "region_name": "us-east-1"},
+    }
 
 
 @pytest.fixture
@@ -56,7 +64,7 @@ def remote(s3: Any, url: str, work: Path) -> RemoteRegistry:
 def keys(s3: Any, url: str) -> list[str]:
     prefix = url.split(f"{BUCKET}/", 1)[1] + "/"
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
-    return sorted(o["Key"][len(prefix):] for page in pages for o in page.get("Contents", []))
+    return sorted(o["Key"][len(prefix) :] for page in pages for o in page.get("Contents", []))
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +74,14 @@ def emu():
 
 
 def pull(emu: Emulator, registry: Any) -> Dataset:
-    return pds.pull(emu.project_id, emu.batch_id, api_key=emu.api_key, base_url=emu.base_url,
-                    registry=registry, progress=False)
+    return pds.pull(
+        emu.project_id,
+        emu.batch_id,
+        api_key=emu.api_key,
+        base_url=emu.base_url,
+        registry=registry,
+        progress=False,
+    )
 
 
 def same_tables(a: Dataset, b: Dataset) -> None:
@@ -120,7 +134,8 @@ def test_another_machine_reads_tags_and_verifies(s3, url, emu, tmp_path) -> None
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"not parquet")
     bad = other.verify(emu.batch_id)
     assert [(p.path.rsplit("/", 1)[-1], p.kind) for p in bad.problems] == [
-        ("points.parquet", "mismatch")]
+        ("points.parquet", "mismatch")
+    ]
     other.untag(emu.batch_id, "gold")
     with pytest.raises(DatasetNotFoundError, match="no version 'gold'"):
         other.load(emu.batch_id, "gold")
@@ -162,7 +177,8 @@ def test_concurrent_publishers_all_land_with_distinct_numbers(s3, url, tmp_path)
     reg = remote(s3, url, tmp_path / "reader")
     assert sorted(r.version for r in results) == reg.versions("batch1") == [1, 2, 3, 4]
     assert {reg.load("batch1", r.version).content_id for r in results} == {
-        ds.content_id for ds in sources}
+        ds.content_id for ds in sources
+    }
     assert reg.verify().ok
 
 
@@ -204,9 +220,13 @@ def test_remove_drops_the_version_then_its_files(s3, url, tmp_path) -> None:
 
 
 def test_registry_url_with_environment_credentials(s3, url, emu, tmp_path, monkeypatch) -> None:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_ENDPOINT_URL": s3.endpoint, "AWS_DEFAULT_REGION": "us-east-1",
-                        "PLAYMENT_DATASETS_HOME": str(tmp_path / "home")}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL": s3.endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PLAYMENT_DATASETS_HOME": str(tmp_path / "home"),
+    }.items():
         monkeypatch.setenv(name, value)
     reg = Registry(url)
     assert isinstance(reg, RemoteRegistry) and repr(reg) == f"RemoteRegistry({url!r})"
@@ -225,9 +245,13 @@ def test_engines_read_remote_tables_with_storage_options(s3, url, emu, tmp_path)
     got = dd.read_parquet(ds.table_path("annotations"), storage_options=options(s3))
     got_df = got.compute(scheduler="synchronous")
     assert pa.Table.from_pandas(got_df, preserve_index=False).num_rows == want.num_rows
-    polars_options = {"aws_endpoint_url": s3.endpoint, "aws_access_key_id": "testing",
-                      "aws_secret_access_key": "testing", "aws_region": "us-east-1",
-                      "aws_allow_http": "true"}
+    polars_options = {
+        "aws_endpoint_url": s3.endpoint,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+        "aws_region": "us-east-1",
+        "aws_allow_http": "true",
+    }
     frame = pl.read_parquet(ds.table_path("annotations"), storage_options=polars_options)
     assert frame.to_arrow().select(want.column_names).to_pylist() == want.to_pylist()
 

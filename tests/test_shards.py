@@ -25,11 +25,20 @@ def emu():
         yield emulator
 
 
-def pull_shard(project_id: str, batch_id: str, api_key: str, base_url: str, root: str,
-               index: int, count: int) -> dict[str, Any]:
+def pull_shard(
+    project_id: str, batch_id: str, api_key: str, base_url: str, root: str, index: int, count: int
+) -> dict[str, Any]:
     """Runs in a worker process: pull one shard over HTTP into the shared registry."""
-    ds = pds.pull(project_id, batch_id, api_key=api_key, base_url=base_url, registry=root,
-                  progress=False, workers=4, shard=(index, count))
+    ds = pds.pull(
+        project_id,
+        batch_id,
+        api_key=api_key,
+        base_url=base_url,
+        registry=root,
+        progress=False,
+        workers=4,
+        shard=(index, count),
+    )
     return {"jobs": sorted(ds.manifest["jobs"]), "version": ds.version}
 
 
@@ -38,19 +47,37 @@ def sorted_rows(table: pa.Table) -> list[tuple[Any, ...]]:
 
 
 def single_pull(emu: Emulator, root: Path):
-    return pds.pull(emu.project_id, emu.batch_id, api_key=emu.api_key, base_url=emu.base_url,
-                    registry=root, progress=False)
+    return pds.pull(
+        emu.project_id,
+        emu.batch_id,
+        api_key=emu.api_key,
+        base_url=emu.base_url,
+        registry=root,
+        progress=False,
+    )
 
 
 def test_dask_workers_pull_shards_and_one_commit_equals_a_single_pull(emu, tmp_path) -> None:
     distributed = pytest.importorskip("distributed")
     shared = tmp_path / "shared"
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         futures = [
-            client.submit(pull_shard, emu.project_id, emu.batch_id, emu.api_key,
-                          emu.base_url, str(shared), i, N_SHARDS, pure=False)
+            client.submit(
+                pull_shard,
+                emu.project_id,
+                emu.batch_id,
+                emu.api_key,
+                emu.base_url,
+                str(shared),
+                i,
+                N_SHARDS,
+                pure=False,
+            )
             for i in range(N_SHARDS)
         ]
         shards = client.gather(futures)
@@ -97,8 +124,7 @@ def test_shards_of_different_listings_are_refused(emu, tmp_path) -> None:
     pull_shard(emu.project_id, emu.batch_id, emu.api_key, emu.base_url, str(root), 0, 2)
     batch = generate_batch(5, seed=99, project_id=emu.project_id, batch_id=emu.batch_id)
     with Emulator(batch) as other:
-        pull_shard(other.project_id, other.batch_id, other.api_key, other.base_url,
-                   str(root), 1, 2)
+        pull_shard(other.project_id, other.batch_id, other.api_key, other.base_url, str(root), 1, 2)
     with pytest.raises(RegistryError, match="different job listings"):
         Registry(root).commit_shards(emu.project_id, emu.batch_id, 2)
 
@@ -119,11 +145,25 @@ def test_bad_shard_specs_say_what_is_expected(emu, tmp_path) -> None:
             parse_shard(text)
     for shard in ((3, 3), (0, 0), (1,), ("0", 2), (True, 2)):
         with pytest.raises(ConfigurationError, match=r"0 <= index < count"):
-            pds.pull(emu.project_id, emu.batch_id, api_key=emu.api_key, base_url=emu.base_url,
-                     registry=tmp_path, progress=False, shard=shard)
+            pds.pull(
+                emu.project_id,
+                emu.batch_id,
+                api_key=emu.api_key,
+                base_url=emu.base_url,
+                registry=tmp_path,
+                progress=False,
+                shard=shard,
+            )
     with pytest.raises(PlaymentDatasetsError, match="every worker shares"):
-        pds.pull(emu.project_id, emu.batch_id, api_key=emu.api_key, base_url=emu.base_url,
-                 registry="memory://b/r", progress=False, shard=(0, 2))
+        pds.pull(
+            emu.project_id,
+            emu.batch_id,
+            api_key=emu.api_key,
+            base_url=emu.base_url,
+            registry="memory://b/r",
+            progress=False,
+            shard=(0, 2),
+        )
 
 
 def test_cli_pull_shard_then_commit_shards(emu, tmp_path, monkeypatch, capsys) -> None:
