@@ -37,6 +37,7 @@ from playment_datasets.ids import validate_id  # noqa: E402
 from playment_datasets.normalize import normalize_result, to_pixels  # noqa: E402
 from playment_datasets.pull import pull  # noqa: E402
 from playment_datasets.registry import CommitResult, Registry  # noqa: E402
+from playment_datasets.remote import RemoteDataset, RemoteRegistry  # noqa: E402
 
 __all__ = [
     "APIError",
@@ -46,6 +47,8 @@ __all__ = [
     "FetchedResult",
     "PlaymentClient",
     "Registry",
+    "RemoteDataset",
+    "RemoteRegistry",
     "RetryPolicy",
     "Timeouts",
     "load",

@@ -63,6 +63,10 @@ COMMANDS: dict[str, dict[str, str]] = {
         "help": "fetch a batch into a new dataset version",
         "example": "playment-datasets pull 905ea3ee-… 468b6ae3-… --workers 32",
     },
+    "commit-shards": {
+        "help": "merge the finished shards of a sharded pull into one version",
+        "example": "playment-datasets commit-shards 905ea3ee-… 468b6ae3-… 4",
+    },
     "list": {"help": "list batches and their versions", "example": "playment-datasets list"},
     "show": {
         "help": "summarize a version: counts per table, per type, top labels",
@@ -121,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh-jobs", action="store_true",
                    help="re-read every job record, even for jobs unchanged since the last version")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--shard", metavar="I/N", type=_shard,
+                   help="pull only shard I of N (0-based); then run commit-shards")
+
+    p = add("commit-shards")
+    p.add_argument("project_id", help="Playment project id")
+    p.add_argument("batch_id", help="Playment batch id")
+    p.add_argument("count", type=_positive_int, metavar="N", help="number of shards")
 
     add("list")
     p = add("show")
@@ -198,11 +209,27 @@ def cmd_pull(args: argparse.Namespace) -> int:
         args.project_id, args.batch_id, base_url=args.base_url, registry=args.registry,
         workers=args.workers or DEFAULT_WORKERS, rate_limit=args.rate_limit,
         progress=False if (args.no_progress or args.json) else None,
-        refresh_jobs=args.refresh_jobs,
+        refresh_jobs=args.refresh_jobs, shard=args.shard,
     )
     summary = summarize(ds)
     _emit(args, summary, render_summary)
     return EXIT_PARTIAL if summary["counts"].get("errors", 0) else EXIT_OK
+
+
+def cmd_commit_shards(args: argparse.Namespace) -> int:
+    ds = _registry(args).commit_shards(args.project_id, args.batch_id, args.count)
+    summary = summarize(ds)
+    _emit(args, summary, render_summary)
+    return EXIT_PARTIAL if summary["counts"].get("errors", 0) else EXIT_OK
+
+
+def _shard(text: str) -> tuple[int, int]:
+    from playment_datasets.shards import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -406,7 +433,8 @@ def _emit(args: argparse.Namespace, data: Any, human: Callable[[Any], str]) -> N
 # -- entry point --------------------------------------------------------------------
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "pull": cmd_pull, "list": cmd_list, "show": cmd_show, "diff": cmd_diff,
+    "pull": cmd_pull, "commit-shards": cmd_commit_shards,
+    "list": cmd_list, "show": cmd_show, "diff": cmd_diff,
     "verify": cmd_verify, "export": cmd_export, "emulator": cmd_emulator, "demo": cmd_demo,
 }
 

@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from playment_datasets._optional import import_optional
 from playment_datasets._store import read_json
 from playment_datasets.errors import CorruptDatasetError
 
@@ -129,6 +130,48 @@ class Dataset:
             self._cache[name] = df
             return df.copy(deep=False)
         return df
+
+    # -- engines (see docs/scale-out.md) ----------------------------------------------
+    def table_path(self, name: str) -> str:
+        """Where table ``name``'s Parquet file is, for DuckDB, Polars, Dask or Spark.
+
+        A local path for a local registry; a URL (``s3://…``) for a remote one.
+
+        Example:
+            >>> import polars as pl                                   # doctest: +SKIP
+            >>> pl.read_parquet(ds.table_path("annotations"))          # doctest: +SKIP
+        """
+        return str(self._file(name))
+
+    def table_paths(self) -> dict[str, str]:
+        """Table name → its Parquet file (see :meth:`table_path`), in canonical order.
+
+        Example:
+            >>> import dask.dataframe as dd                           # doctest: +SKIP
+            >>> dd.read_parquet(ds.table_paths()["points"])            # doctest: +SKIP
+        """
+        return {name: self.table_path(name) for name in self.tables()}
+
+    def to_duckdb(self, connection: Any = None) -> Any:
+        """A DuckDB connection with every table of this version as a view.
+
+        Views read the Parquet files when queried; nothing is loaded up front. Pass
+        ``connection`` to add the views to an existing connection (existing views of the
+        same names are replaced). Needs ``pip install 'playment-datasets[duckdb]'``.
+
+        Example:
+            >>> con = ds.to_duckdb()                                                # doctest: +SKIP
+            >>> con.sql("SELECT label, count(*) FROM annotations GROUP BY 1").df()  # doctest: +SKIP
+        """
+        duckdb = import_optional("duckdb", extra="duckdb")
+        con = connection if connection is not None else duckdb.connect()
+        for name in self.tables():
+            self._register_duckdb(con, name)
+        return con
+
+    def _register_duckdb(self, con: Any, name: str) -> None:
+        path = self.table_path(name).replace("'", "''")
+        con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM read_parquet(\'{path}\')')
 
     def job_metadata(self) -> dict[str, dict[str, Any]]:
         """Job id → the job metadata recorded at pull time (used to re-normalize)."""

@@ -54,6 +54,7 @@ from playment_datasets.normalize import normalize_result
 from playment_datasets.progress import make_progress
 from playment_datasets.registry import Registry
 from playment_datasets.schema import TABLES
+from playment_datasets.shards import check_shard, listing_fingerprint, shard_of
 from playment_datasets.staging import content_id_of
 
 __all__ = ["DEFAULT_WORKERS", "PullStats", "pull"]
@@ -111,6 +112,7 @@ def pull(
     retry: RetryPolicy | None = None,
     timeout: Timeouts | None = None,
     refresh_jobs: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> Dataset:
     """Fetch every job result of a batch into a new version of a local dataset.
 
@@ -127,6 +129,9 @@ def pull(
         retry, timeout: see :class:`RetryPolicy` and :class:`Timeouts`.
         refresh_jobs: re-read every job record even when the listing shows the job
             unchanged since the latest version (to refresh priority, tag, workflow).
+        shard: ``(i, n)`` pulls only shard ``i`` of ``n`` (a stable 1/n of the jobs) into
+            the registry's shard staging area and returns it as a version-0 Dataset;
+            :meth:`Registry.commit_shards` then makes the version (docs/scale-out.md).
 
     Returns:
         The new version, or the latest one when nothing changed. ``ds.errors`` lists
@@ -146,19 +151,30 @@ def pull(
     if workers < 1:
         raise PlaymentDatasetsError(f"workers must be at least 1; got {workers}")
     reg = registry if isinstance(registry, Registry) else Registry(registry)
+    if shard is not None:
+        shard = check_shard(shard)
+        if reg._pull_target() is not reg:
+            raise PlaymentDatasetsError(
+                "sharded pulls stage into a registry directory every worker shares; got a "
+                f"remote registry {reg!r}. Pull the shards into a shared local or network "
+                "path, commit_shards() there, then publish() the version."
+            )
     client = PlaymentClient(
         api_key, base_url=base_url, retry=retry, timeout=timeout,
         pool_size=workers, rate_limit=rate_limit,
     )
     with client:
         try:
-            run = _PullRun(reg, client, project_id, batch_id, workers, progress, refresh_jobs)
-            return run.execute()
+            # A remote registry stages and commits into a local working registry first.
+            run = _PullRun(reg._pull_target(), client, project_id, batch_id, workers, progress,
+                           refresh_jobs, shard)
+            dataset = run.execute()
         except OSError as exc:
             if isinstance(exc, requests.RequestException):  # never raised by the client
                 raise
             # A full disk, a read-only registry, a file where a directory belongs…
             raise registry_write_error(exc, reg.root) from None
+    return reg._publish_pulled(dataset)
 
 
 class _PullRun:
@@ -173,6 +189,7 @@ class _PullRun:
         workers: int,
         progress: bool | None,
         refresh_jobs: bool,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         self.registry = registry
         self.client = client
@@ -181,13 +198,19 @@ class _PullRun:
         self.workers = workers
         self.progress = progress
         self.refresh_jobs = refresh_jobs
+        self.shard = shard
+        self.shard_extra: dict[str, Any] = {}
         self.stats = PullStats()
         self.quarantined: dict[str, dict[str, Any]] = {}
         self.previous = _previous_version(registry, batch_id, project_id)
 
     def execute(self) -> Dataset:
         started = time.perf_counter()
-        with self.registry.open_staging(self.project_id, self.batch_id) as staging:
+        open_staging = (
+            self.registry.open_staging if self.shard is None
+            else lambda p, b: self.registry.open_shard_staging(p, b, *self.shard)
+        )
+        with open_staging(self.project_id, self.batch_id) as staging:
             journal = staging.journal()
             summaries = self._list()
             log.info("listed %d jobs of batch %s", len(summaries), self.batch_id)
@@ -210,7 +233,7 @@ class _PullRun:
             result = staging.commit(
                 jobs=jobs,
                 source={"base_url": self.client.base_url},
-                extra={"pull": vars(self.stats)},
+                extra={"pull": vars(self.stats), **self.shard_extra},
             )
         if self.stats.failed:
             log.warning(
@@ -220,6 +243,8 @@ class _PullRun:
             )
         verb = "committed" if result.created else "unchanged; latest is"
         log.info("batch %s: %s version %d", self.batch_id, verb, result.version)
+        if self.shard is not None:
+            return Dataset(result.path)  # the finished shard (version 0), not a version
         return self.registry.load(self.batch_id, result.version)
 
     # -- listing ---------------------------------------------------------------------
@@ -243,6 +268,13 @@ class _PullRun:
                     self.quarantined[job_id] = _error_entry("list", exc)
                 summaries.append(summary)
                 bar.update(1)
+        if self.shard is not None:
+            index, count = self.shard
+            self.shard_extra = {"shard": {
+                "index": index, "count": count, "listed": len(summaries),
+                "listing_sha256": listing_fingerprint(str(s["id"]) for s in summaries),
+            }}
+            summaries = [s for s in summaries if shard_of(str(s["id"]), count) == index]
         self.stats.listed = len(summaries)
         return summaries
 

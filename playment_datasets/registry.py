@@ -26,10 +26,10 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from playment_datasets.maintenance import GcReport, VerifyReport
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 __all__ = ["INDEX_FORMAT", "CommitResult", "Registry", "Staging", "default_registry_path"]
 
@@ -86,6 +88,27 @@ def default_registry_path() -> Path:
     return base_path / "playment-datasets"
 
 
+def _is_remote_url(value: str) -> bool:
+    """Whether ``value`` is a URL of a non-local filesystem (``s3://…``, ``memory://…``)."""
+    scheme, sep, _ = value.partition("://")
+    if not sep or scheme.lower() == "file":
+        return False
+    return re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]+", scheme) is not None
+
+
+def _file_url_path(url: str) -> str:
+    """The local path of a ``file://`` URL."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise ConfigurationError(
+            f"file URL {url!r} names host {parts.netloc!r}; expected file:///absolute/path. "
+            "Use a local path or an s3:// URL."
+        )
+    return unquote(parts.path)
+
+
 def _join(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
@@ -98,6 +121,10 @@ class Registry:
     ``root`` defaults to :func:`default_registry_path`; ``lock_timeout`` is how many
     seconds to wait for a lock held by another process before RegistryLockError.
 
+    ``root`` may also be a URL such as ``s3://bucket/prefix``: the registry then lives
+    on object storage (a :class:`playment_datasets.remote.RemoteRegistry`, see
+    docs/scale-out.md). ``file://`` URLs name local directories.
+
     Example:
         >>> import tempfile
         >>> reg = Registry(tempfile.mkdtemp())
@@ -106,15 +133,28 @@ class Registry:
         b'{"a": 1}'
     """
 
+    def __new__(cls, root: Any = None, *args: Any, **kwargs: Any) -> Registry:
+        if cls is Registry and isinstance(root, str) and _is_remote_url(root):
+            from playment_datasets.remote import RemoteRegistry
+
+            return super().__new__(RemoteRegistry)
+        return super().__new__(cls)
+
     def __init__(
         self, root: str | os.PathLike[str] | None = None, *, lock_timeout: float = 60.0
     ) -> None:
+        if isinstance(root, str) and root.startswith("file://"):
+            root = _file_url_path(root)
         self.root = Path(root).expanduser() if root is not None else default_registry_path()
         self.lock_timeout = float(lock_timeout)
         self._objects = ObjectStore(self.root / "objects")
 
     def __repr__(self) -> str:
         return f"Registry({str(self.root)!r})"
+
+    def _location(self, rel: str = "") -> str:
+        """Where ``rel`` (a path relative to the registry root) is, for messages and tables."""
+        return str(self.root / rel) if rel else str(self.root)
 
     # -- objects -------------------------------------------------------------------
     def put_object(self, data: bytes) -> str:
@@ -155,6 +195,24 @@ class Registry:
     def _write_index(self, index: dict[str, Any]) -> None:
         atomic_write_json(self.index_path, index)
 
+    def _update_index(self, change: Callable[[dict[str, Any]], _T]) -> _T:
+        """Apply ``change`` to the index and write it back, atomically with respect to
+        every other writer; an exception in ``change`` writes nothing."""
+        with self._index_lock():
+            index = self._read_index()
+            result = change(index)
+            self._write_index(index)
+            return result
+
+    # -- hooks of pull() -----------------------------------------------------------
+    def _pull_target(self) -> Registry:
+        """The local registry a pull stages and commits into (this one)."""
+        return self
+
+    def _publish_pulled(self, dataset: Dataset) -> Dataset:
+        """What a pull returns once committed into :meth:`_pull_target` (the dataset)."""
+        return dataset
+
     def _batch_dir(self, project_id: str, batch_id: str) -> Path:
         return self.root / "datasets" / project_id / batch_id
 
@@ -176,7 +234,7 @@ class Registry:
                 else "it is empty"
             )
             raise DatasetNotFoundError(
-                f"no batch {batch_id!r} in the registry at {self.root}; {held}. "
+                f"no batch {batch_id!r} in the registry at {self._location()}; {held}. "
                 f"Pull it first with pds.pull(PROJECT_ID, {batch_id!r}) or check --registry."
             )
         return entry
@@ -228,6 +286,39 @@ class Registry:
                 f"{project_id!r}; batch ids are unique across projects. Check the project id."
             )
         return Staging(self, project_id, batch_id)
+
+    def open_shard_staging(
+        self, project_id: str, batch_id: str, index: int, count: int
+    ) -> Staging:
+        """Open (and lock) the staging area of shard ``index`` of ``count`` of a batch
+        (``staging/<p>/<b>/shards/<index>-of-<count>/``); see :mod:`playment_datasets.shards`."""
+        from playment_datasets.shards import ShardStaging, check_shard
+
+        check_shard((index, count))
+        validate_id(project_id, "project id")
+        validate_id(batch_id, "batch id")
+        entry = self._read_index()["batches"].get(batch_id)
+        if entry is not None and entry.get("versions") and entry["project_id"] != project_id:
+            raise RegistryError(
+                f"batch {batch_id!r} is registered under project {entry['project_id']!r}, not "
+                f"{project_id!r}; batch ids are unique across projects. Check the project id."
+            )
+        return ShardStaging(self, project_id, batch_id, index, count)
+
+    def commit_shards(self, project_id: str, batch_id: str, count: int) -> Dataset:
+        """Merge the ``count`` finished shards of a batch into one version.
+
+        Raises RegistryError naming the shards that are not finished yet. The version's
+        content id equals a single-machine pull's; when it equals the latest version's,
+        no version is made and the latest is returned.
+
+        Example:
+            >>> reg.commit_shards("PROJECT_ID", "BATCH_ID", 4).version  # doctest: +SKIP
+            1
+        """
+        from playment_datasets.shards import commit_shards
+
+        return commit_shards(self, project_id, batch_id, count)
 
     # -- queries -------------------------------------------------------------------
     def versions(self, batch_id: str) -> list[int]:
@@ -296,7 +387,7 @@ class Registry:
                         "n_errors": int(counts.get("errors", 0)),
                         "tags": tags_of.get(int(v), []),
                         "content_id": info["content_id"],
-                        "path": str(self.root / info["path"]),
+                        "path": self._location(info["path"]),
                     }
                 )
         columns = ["project_id", "batch_id", "version", "created_at", "n_jobs",
@@ -325,20 +416,22 @@ class Registry:
                 "letters, digits, '.', '_' or '-', other than 'latest' or a version like 'v3'. "
                 "Choose another name, e.g. 'gold'."
             )
-        with self._index_lock():
-            index = self._read_index()
+
+        def change(index: dict[str, Any]) -> tuple[int, Any]:
             entry = self._entry(index, batch_id)
             n = self._version_in(entry, batch_id, version)
             old = entry.setdefault("tags", {}).get(name)
             entry["tags"][name] = n
-            self._write_index(index)
+            return n, old
+
+        n, old = self._update_index(change)
         if old is not None and old != n:
             logger.info("moved tag %s of %s from v%s to v%d", name, batch_id, old, n)
 
     def untag(self, batch_id: str, name: str) -> None:
         """Remove tag ``name`` of a batch (the version stays)."""
-        with self._index_lock():
-            index = self._read_index()
+
+        def change(index: dict[str, Any]) -> None:
             entry = self._entry(index, batch_id)
             tags = entry.setdefault("tags", {})
             if name not in tags:
@@ -347,7 +440,8 @@ class Registry:
                     f"batch {batch_id!r} has no tag {name!r}; its tags are: {known}."
                 )
             del tags[name]
-            self._write_index(index)
+
+        self._update_index(change)
 
     def remove(self, batch_id: str, version: int | str) -> None:
         """Delete a version: its index entry and tags first, then its directory.

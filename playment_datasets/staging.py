@@ -270,11 +270,13 @@ class Staging:
         (1, True)
     """
 
-    def __init__(self, registry: Registry, project_id: str, batch_id: str) -> None:
+    def __init__(
+        self, registry: Registry, project_id: str, batch_id: str, *, path: Path | None = None
+    ) -> None:
         self.registry = registry
         self.project_id = project_id
         self.batch_id = batch_id
-        self.path = registry.root / "staging" / project_id / batch_id
+        self.path = path if path is not None else registry.root / "staging" / project_id / batch_id
         self._lock = FileLock(
             self.path / "lock",
             timeout=registry.lock_timeout,
