@@ -221,6 +221,17 @@ class Dataset:
     def errors(self) -> pd.DataFrame:
         return self.table("errors")
 
+    @property
+    def pull_stats(self) -> dict[str, Any]:
+        """What the pull that made this version did: jobs listed, downloaded, unchanged,
+        resumed and failed, bytes and seconds (empty for versions not made by a pull).
+
+        Example:
+            >>> ds.pull_stats["fetched"]  # doctest: +SKIP
+            45
+        """
+        return dict((self.manifest.get("extra") or {}).get("pull") or {})
+
     # -- exports (see docs/exports.md) ------------------------------------------------
 
     def to_coco(self, out_dir: str | os.PathLike[str], **options: Any) -> Path:

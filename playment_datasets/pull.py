@@ -72,7 +72,7 @@ _OUTAGE_STREAK = 20
 
 @dataclass
 class PullStats:
-    """What one pull did; stored in the manifest under ``pull``."""
+    """What one pull did; stored in the manifest under ``extra.pull`` (``ds.pull_stats``)."""
 
     listed: int = 0
     fetched: int = 0

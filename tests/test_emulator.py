@@ -667,3 +667,16 @@ def test_module_entry_point_shows_its_options() -> None:
     for option in ("--jobs", "--seed", "--port", "--storage-port", "--latency-ms", "--faults",
                    "--page-size", "--api-key"):
         assert option in done.stdout
+
+
+def test_result_returns_an_editable_copy_of_what_is_served() -> None:
+    with Emulator(jobs=4, seed=1, kinds=["image"]) as emulator:
+        job = next(j for j in emulator.batch.jobs if j.result is not None)
+        result = emulator.result(job.job_id)
+        assert result == json.loads(job.result_bytes)
+        result["edited"] = True
+        assert "edited" not in emulator.result(job.job_id)  # a copy
+        emulator.set_result(job.job_id, result)
+        assert emulator.result(job.job_id)["edited"] is True
+        emulator.set_result(job.job_id, b"<html>")
+        assert emulator.result(job.job_id) is None

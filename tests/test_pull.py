@@ -114,6 +114,7 @@ def test_unchanged_repull_makes_no_version_and_downloads_no_body(emu: Emulator, 
     completed = sum(1 for job in emu.batch.jobs if job.result_bytes is not None)
     assert stats.not_modified == completed
     assert stats.requests["job"] == 0  # the listing showed every job unchanged
+    assert first.pull_stats["fetched"] == completed and first.pull_stats["not_modified"] == 0
 
 
 def test_changed_jobs_make_a_new_version_with_an_exact_diff(tmp_path: Path) -> None:

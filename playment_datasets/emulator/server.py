@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import random
 import threading
@@ -264,6 +265,27 @@ class Emulator:
         job not completed (status ``in_progress`` unless another one is given).
         """
         self._catalog.set_result(job_id, result, status)
+
+    def result(self, job_id: str) -> dict[str, Any] | None:
+        """A copy of the result a job serves now (``None``: not completed or not JSON).
+
+        Edit the copy and hand it to :meth:`set_result` to change the job::
+
+            result = emu.result(job_id)
+            result["data"]["annotations"]["rectangles"].pop()
+            emu.set_result(job_id, result)
+        """
+        served = self._catalog.find_job(job_id)
+        if served is None:
+            raise ConfigurationError(f"job {job_id!r} is not served by this emulator")
+        raw = served.job.result_bytes
+        if raw is None:
+            return None
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
 
     def add_foreign_project(self, project_id: str) -> None:
         """Make ``project_id`` exist without access for any key (→ ``unauthorized``)."""
