@@ -89,12 +89,14 @@ GOOD = json.dumps(image(RECT)).encode()
     (b'{"legend": [{"label_key": 100000000000000000000000}]}', "out_of_range",
      "$.legend[0].label_key"),
     (b'{"data": []}', "wrong_type", "$.data"),
-])
+], ids=["empty", "blank", "truncated", "html", "utf16-bom", "latin1", "array", "null",
+        "10mb-string", "10k-deep", "nan", "infinity", "1e400", "1e400-in-extra",
+        "lone-surrogate", "huge-int", "data-array"])
 def test_hostile_corpus(raw: bytes, error_type: str, path: str) -> None:
     assert_error(raw, error_type, path)
 
 
-@pytest.mark.parametrize(("mutate", "path"), [
+@pytest.mark.parametrize(("mutate", "path"), [  # ids: the expected path
     (lambda r: r["coordinates"][1].__setitem__("x", "0.5"),
      "$.data.annotations.rectangles[0].coordinates[1].x: expected a finite number, got string"),
     (lambda r: r.__setitem__("coordinates", {"x": 1}), "rectangles[0].coordinates"),
