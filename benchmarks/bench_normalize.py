@@ -11,6 +11,7 @@ Usage:
     python benchmarks/bench_normalize.py --json     # machine-readable output
 """
 
+# ruff: noqa: T201  (a command-line script: it reports on stdout)
 from __future__ import annotations
 
 import argparse
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def run_normalize() -> int:
         rows = 0
-        for (_, raw), rec in zip(jobs, records):
+        for (_, raw), rec in zip(jobs, records, strict=True):
             rows += normalize_result(raw, rec)["annotations"].num_rows
         return rows
 

@@ -69,11 +69,12 @@ def test_counts_equal_ground_truth(normalized: list[tuple[Any, dict[str, pa.Tabl
         truth: GroundTruth = job.truth
         ann = t["annotations"].to_pydict()
         assert Counter(ann["type"]) == truth.annotations_by_type, job.kind
-        labels = Counter((ty, lab) for ty, lab in zip(ann["type"], ann["label"])
+        labels = Counter((ty, lab) for ty, lab in zip(ann["type"], ann["label"], strict=True)
                          if lab is not None)
         assert labels == truth.annotations_by_label, job.kind
         attrs = t["attributes"].to_pydict()
-        assert Counter(zip(attrs["name"], attrs["value"])) == truth.attributes, job.kind
+        pairs = zip(attrs["name"], attrs["value"], strict=True)
+        assert Counter(pairs) == truth.attributes, job.kind
         assert t["points"].num_rows == truth.points, job.kind
         assert t["edges"].num_rows == truth.edges, job.kind
         assert t["cuboids_3d"].num_rows == truth.cuboids_3d, job.kind
@@ -102,7 +103,7 @@ def test_vertices_round_trip_exactly(normalized: list[tuple[Any, dict[str, pa.Ta
         expected: Counter[tuple[float, float]] = Counter()
         _vertices(job.result, expected)
         pts = t["points"].to_pydict()
-        assert Counter(zip(pts["x"], pts["y"])) == expected, job.kind
+        assert Counter(zip(pts["x"], pts["y"], strict=True)) == expected, job.kind
 
 
 def test_bbox_and_n_points_agree_with_points(
@@ -130,7 +131,7 @@ def test_point_order_follows_integer_suffix(
         for _, group in named.groupby("annotation_key", sort=False):
             idx = group["point_index"].tolist()
             assert idx == sorted(idx)
-            assert all(f"p{i}" == k for i, k in zip(idx, group["point_key"]))
+            assert all(f"p{i}" == k for i, k in zip(idx, group["point_key"], strict=True))
 
 
 def test_keys_unique_and_stable(normalized: list[tuple[Any, dict[str, pa.Table]]]) -> None:
@@ -142,7 +143,7 @@ def test_keys_unique_and_stable(normalized: list[tuple[Any, dict[str, pa.Table]]
         assert all(k.startswith(f"{job.job_id}/") for k in keys)
         all_keys.extend(keys)
     assert len(all_keys) == len(set(all_keys))
-    for job, t in normalized:
+    for _, t in normalized:
         for name in ("points", "edges", "attributes", "cuboids_3d", "segments"):
             child = set(t[name].column("annotation_key").to_pylist())
             assert child <= set(t["annotations"].column("annotation_key").to_pylist()), name
@@ -156,7 +157,7 @@ def test_cuboid_centres_match_result(normalized: list[tuple[Any, dict[str, pa.Ta
         expected = sorted((a["position"]["x"], a["position"]["y"], a["position"]["z"])
                           for a in body["annotation_data"]["annotations"] if "position" in a)
         c = t["cuboids_3d"].to_pydict()
-        assert sorted(zip(c["center_x"], c["center_y"], c["center_z"])) == expected
+        assert sorted(zip(c["center_x"], c["center_y"], c["center_z"], strict=True)) == expected
 
 
 def test_parsed_dict_gives_same_rows_as_bytes(

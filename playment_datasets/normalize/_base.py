@@ -289,12 +289,12 @@ def build_tables(out: Out | None, jobs_row: tuple[Any, ...],
             continue
         schema = TABLES[name]
         n = len(table_rows)
-        columns = zip(*table_rows)
+        columns = zip(*table_rows, strict=True)
         job_ids = next(columns)  # one job per call: the job_id column is constant
         job_id = job_ids[0]
         arrays = [pa.nulls(n, pa.string()) if job_id is None
                   else pa.repeat(pa.scalar(job_id, pa.string()), n)]
-        for col, typ in zip(columns, _TYPES[name]):
+        for col, typ in zip(columns, _TYPES[name], strict=True):
             # all-null columns are common (no frames in an image job…) and
             # pa.nulls is an order of magnitude cheaper than converting Nones
             if col.count(None) == n:

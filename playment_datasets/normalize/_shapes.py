@@ -200,10 +200,8 @@ def add_shape(out: Out, typ: str, obj: Any, path: str, ordinal: str, *,
     attrs = obj.get("attributes")
     if attrs is not None:
         out.add_attributes(attrs, f"{path}.attributes", key, frame_id, extra)
-    if xs:
-        bbox = (min(xs), min(ys), max(xs), max(ys))
-    else:
-        bbox = (None, None, None, None)
+    bbox: tuple[float | None, ...] = (
+        (min(xs), min(ys), max(xs), max(ys)) if xs else (None, None, None, None))
     out.annotations.append((
         job_id, key, ann_id, track_id, track_label, frame_id, frame_index, sensor_id, typ,
         label, *bbox, len(xs), state, encode(extra, f"{path}") if extra else None,
