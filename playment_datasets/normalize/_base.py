@@ -264,10 +264,18 @@ class Out:
 
     @staticmethod
     def _scalar(value: Any, path: str) -> str | None:
+        # the JSON text of a scalar, without the cost of json.dumps
+        t = type(value)
         if value is None:
             return None
-        if type(value) in (int, float, bool):
-            return encode(value, path)
+        if t is bool:
+            return "true" if value else "false"
+        if t is int:
+            return str(value)
+        if t is float:
+            if value - value == 0:
+                return repr(value)
+            return encode(value, path)  # raises: NaN / Infinity are not JSON
         raise bad(path, "a string, a number, a boolean or an array of them", value)
 
 
