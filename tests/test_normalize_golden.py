@@ -297,3 +297,12 @@ def test_unchanged_result_gives_same_keys() -> None:
     a = normalize_result(raw, JOB)["annotations"].column("annotation_key").to_pylist()
     b = normalize_result(raw, JOB)["annotations"].column("annotation_key").to_pylist()
     assert a == b and len(set(a)) == len(a)
+
+
+def test_many_repeated_ids_get_distinct_keys() -> None:
+    rect = {"_id": "same", "coordinates": [{"x": 0, "y": 0}]}
+    t = normalize_result({"annotations": {"rectangles": [rect] * 3000}}, JOB, strict=True)
+    keys = t["annotations"].column("annotation_key").to_pylist()
+    assert keys[:3] == ["job-1/same", "job-1/same#2", "job-1/same#3"]
+    assert keys[-1] == "job-1/same#3000"
+    assert len(set(keys)) == 3000

@@ -196,6 +196,7 @@ class Out:
         self.job_id = job_id
         self.prefix = f"{job_id}/" if job_id else "/"
         self.seen: set[str] = set()
+        self.next_suffix: dict[str, int] = {}
         self.frame_index: dict[str, int] = {}
         self.annotations: list[tuple[Any, ...]] = []
         self.points: list[tuple[Any, ...]] = []
@@ -209,9 +210,11 @@ class Out:
         """A key unique within the job: ``job/_id``, ``@frame``, then ``#2``, ``#3``…"""
         key = self.prefix + base if frame_id is None else f"{self.prefix}{base}@{frame_id}"
         if key in self.seen:
-            n = 2
+            # continue from the last suffix issued: linear even for 100k equal ids
+            n = self.next_suffix.get(key, 2)
             while f"{key}#{n}" in self.seen:
                 n += 1
+            self.next_suffix[key] = n + 1
             key = f"{key}#{n}"
         self.seen.add(key)
         return key
