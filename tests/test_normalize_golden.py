@@ -306,3 +306,12 @@ def test_many_repeated_ids_get_distinct_keys() -> None:
     assert keys[:3] == ["job-1/same", "job-1/same#2", "job-1/same#3"]
     assert keys[-1] == "job-1/same#3000"
     assert len(set(keys)) == 3000
+
+
+def test_docs_document_every_column() -> None:
+    doc = (Path(__file__).parents[1] / "docs" / "schema.md").read_text()
+    for table, schema in TABLES.items():
+        assert f"## {table}" in doc, table
+        section = doc.split(f"## {table}", 1)[1].split("\n## ", 1)[0]
+        for name in schema.names:
+            assert f"| `{name}` |" in section, f"{table}.{name}"

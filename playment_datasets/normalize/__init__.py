@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,6 +48,8 @@ from playment_datasets.normalize._formats import (
 from playment_datasets.normalize._shapes import add_image, add_tracker
 
 __all__ = ["normalize_result", "to_pixels"]
+
+logger = logging.getLogger(__name__)
 
 _CONTAINERS = frozenset({"annotations", "annotation_data", "annotations_data", "legend",
                          "video_data", "sensor_data", "masks", "Masks"})
@@ -359,6 +362,7 @@ def normalize_result(
             ) from exc
         error = (job_id, _STAGE, "internal", f"at $: {type(exc).__name__}: {exc}"[:2000],
                  None, None, sha)
+    logger.debug("result of job %s not normalized: %s", job_id, error[3])
     return build_tables(None, _jobs_row(job, job_id, kind, None, sha, None), error)
 
 
