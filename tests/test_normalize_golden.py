@@ -315,3 +315,11 @@ def test_docs_document_every_column() -> None:
         section = doc.split(f"## {table}", 1)[1].split("\n## ", 1)[0]
         for name in schema.names:
             assert f"| `{name}` |" in section, f"{table}.{name}"
+
+
+def test_parsed_input_is_not_modified() -> None:
+    body = {"annotation_data": {"annotations": [], "sensor_data": {"frames": [
+        {"frame_id": "f1"}]}}}
+    before = json.dumps(body)
+    normalize_result(body, JOB, strict=True)
+    assert json.dumps(body) == before
