@@ -139,7 +139,8 @@ class _Truth:
         self.n_annotations += 1
 
     def attributes(self, rows: list[tuple[str, str | None]]) -> None:
-        self.t.attributes.update(rows)
+        # a null value (attribute without value) is counted under None
+        self.t.attributes.update(rows)  # type: ignore[arg-type]
 
 
 def _class_name(label: str) -> str:
@@ -383,7 +384,7 @@ class _JobBuilder:
         return self._wrap(body, 0.9)
 
     def _hex(self) -> str:
-        return "#%06x" % self.rng.getrandbits(24)
+        return f"#{self.rng.getrandbits(24):06x}"
 
     def image_segmentation(self, n: int) -> dict[str, Any]:
         rng = self.rng

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,6 +48,8 @@ from playment_datasets.normalize._formats import (
 from playment_datasets.normalize._shapes import add_image, add_tracker
 
 __all__ = ["normalize_result", "to_pixels"]
+
+logger = logging.getLogger(__name__)
 
 _CONTAINERS = frozenset({"annotations", "annotation_data", "annotations_data", "legend",
                          "video_data", "sensor_data", "masks", "Masks"})
@@ -86,7 +89,8 @@ def _parse(raw: bytes | str) -> Any:
 
 
 def _annotation_data(body: dict[str, Any], extra: dict[str, Any],
-                     base: str) -> tuple[list[Any], str]:
+                     base: str) -> tuple[list[Any], str, Any]:
+    """Entries of ``annotation_data``, their path, and a ``sensor_data`` nested in it."""
     name = "annotation_data" if "annotation_data" in body else "annotations_data"
     data = need_dict(body[name], f"{base}.{name}")
     entries = data.get("annotations")
@@ -96,16 +100,20 @@ def _annotation_data(body: dict[str, Any], extra: dict[str, Any],
     elif type(entries) is not list:
         raise bad(path, "an array of annotations", entries)
     rest = {k: v for k, v in data.items() if k != "annotations"}
+    nested = None
     if "sensor_data" in rest and "sensor_data" not in body:
-        body["sensor_data"] = rest.pop("sensor_data")  # a documented nesting slip
+        nested = rest.pop("sensor_data")  # a documented nesting slip
     if rest:
         extra[name] = rest
-    return entries, path
+    return entries, path, nested
 
 
-def _frames_of(out: Out, body: dict[str, Any], extra: dict[str, Any], path: str) -> None:
+def _frames_of(out: Out, body: dict[str, Any], extra: dict[str, Any], path: str,
+               nested_sensor_data: Any) -> None:
     for name in ("video_data", "sensor_data"):
         container = body.get(name)
+        if name == "sensor_data" and nested_sensor_data is not None:
+            container = nested_sensor_data
         if container is None:
             continue
         container = need_dict(container, f"{path}.{name}")
@@ -177,7 +185,8 @@ def _fill(out: Out, body: dict[str, Any], kind: str, path: str) -> tuple[dict[st
         if image_url is not None and type(image_url) is not str:
             raise bad(f"{path}.image_url", "a string", image_url)
         known: frozenset[str] = frozenset({"annotations", "image_url"})
-    elif kind in ("image_segmentation", "point_cloud_segmentation") and "legend" in body:
+    elif kind in ("image_segmentation", "point_cloud_segmentation") and "legend" in body \
+            and "annotation_data" not in body and "annotations_data" not in body:
         url = body.get("url")
         if url is not None and type(url) is not str:
             raise bad(f"{path}.url", "a string", url)
@@ -189,9 +198,10 @@ def _fill(out: Out, body: dict[str, Any], kind: str, path: str) -> tuple[dict[st
     elif kind in ("video", "video_segmentation", "point_cloud_segmentation", "sensor_fusion"):
         entries: list[Any] = []
         epath = f"{path}.annotation_data.annotations"
+        nested = None
         if "annotation_data" in body or "annotations_data" in body:
-            entries, epath = _annotation_data(body, extra, path)
-        _frames_of(out, body, extra, path)
+            entries, epath, nested = _annotation_data(body, extra, path)
+        _frames_of(out, body, extra, path, nested)
         masks = body.get("masks", body.get("Masks"))
         masks = {} if masks is None else need_dict(masks, f"{path}.masks")
         for i, entry in enumerate(entries):
@@ -359,6 +369,7 @@ def normalize_result(
             ) from exc
         error = (job_id, _STAGE, "internal", f"at $: {type(exc).__name__}: {exc}"[:2000],
                  None, None, sha)
+    logger.debug("result of job %s not normalized: %s", job_id, error[3])
     return build_tables(None, _jobs_row(job, job_id, kind, None, sha, None), error)
 
 

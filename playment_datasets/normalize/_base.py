@@ -16,6 +16,7 @@ from playment_datasets.schema import TABLE_NAMES, TABLES
 
 _INT64_MAX = 2**63 - 1
 _EMPTY = {name: TABLES[name].empty_table() for name in TABLE_NAMES}
+_TYPES = {name: [field.type for field in TABLES[name]][1:] for name in TABLE_NAMES}
 
 
 class Bad(Exception):
@@ -122,14 +123,41 @@ def suffix_index(key: str) -> int | None:
     return value if value <= 2**31 - 1 else None
 
 
-def sort_keys(keys: list[str]) -> list[str]:
-    """Keys in the order of their integer suffix (``p9`` before ``p10``), others last."""
+_ORDER_CACHE: dict[tuple[str, ...], list[tuple[str, int | None]]] = {}
+
+
+def sort_keys(keys: tuple[str, ...]) -> list[tuple[str, int | None]]:
+    """``(key, suffix)`` in the order of the integer suffix (``p9`` before ``p10``).
+
+    Keys without an integer suffix come last, by name. The same few key sets
+    (``p1``…``pN``) recur in every file, so orders are memoized (bounded).
+    """
+    cached = _ORDER_CACHE.get(keys)
+    if cached is not None:
+        return cached
+    order = _sort_keys(keys)
+    if len(_ORDER_CACHE) < 4096 and sum(map(len, keys)) < 512:
+        _ORDER_CACHE[keys] = order
+    return order
+
+
+def _sort_keys(keys: tuple[str, ...]) -> list[tuple[str, int | None]]:
     decorated = []
+    plain = True
+    last = -1
     for k in keys:
         idx = suffix_index(k)
-        decorated.append((0, idx, k) if idx is not None else (1, 0, k))
-    decorated.sort()
-    return [k for _, _, k in decorated]
+        if idx is None:
+            plain = False
+            decorated.append((1, 0, k))
+        else:
+            if idx <= last:
+                plain = False
+            last = idx
+            decorated.append((0, idx, k))
+    if not plain:
+        decorated.sort()
+    return [(k, idx if rank == 0 else None) for rank, idx, k in decorated]
 
 
 def parse_label(label: str) -> tuple[str, int | None]:
@@ -168,6 +196,7 @@ class Out:
         self.job_id = job_id
         self.prefix = f"{job_id}/" if job_id else "/"
         self.seen: set[str] = set()
+        self.next_suffix: dict[str, int] = {}
         self.frame_index: dict[str, int] = {}
         self.annotations: list[tuple[Any, ...]] = []
         self.points: list[tuple[Any, ...]] = []
@@ -181,9 +210,11 @@ class Out:
         """A key unique within the job: ``job/_id``, ``@frame``, then ``#2``, ``#3``…"""
         key = self.prefix + base if frame_id is None else f"{self.prefix}{base}@{frame_id}"
         if key in self.seen:
-            n = 2
+            # continue from the last suffix issued: linear even for 100k equal ids
+            n = self.next_suffix.get(key, 2)
             while f"{key}#{n}" in self.seen:
                 n += 1
+            self.next_suffix[key] = n + 1
             key = f"{key}#{n}"
         self.seen.add(key)
         return key
@@ -236,10 +267,18 @@ class Out:
 
     @staticmethod
     def _scalar(value: Any, path: str) -> str | None:
+        # the JSON text of a scalar, without the cost of json.dumps
+        t = type(value)
         if value is None:
             return None
-        if type(value) in (int, float, bool):
-            return encode(value, path)
+        if t is bool:
+            return "true" if value else "false"
+        if t is int:
+            return str(value)
+        if t is float:
+            if value - value == 0:
+                return repr(value)
+            return encode(value, path)  # raises: NaN / Infinity are not JSON
         raise bad(path, "a string, a number, a boolean or an array of them", value)
 
 
@@ -260,8 +299,18 @@ def build_tables(out: Out | None, jobs_row: tuple[Any, ...],
             result[name] = _EMPTY[name]
             continue
         schema = TABLES[name]
-        columns = zip(*table_rows)
-        result[name] = pa.Table.from_arrays(
-            [pa.array(col, type=f.type) for col, f in zip(columns, schema)], schema=schema
-        )
+        n = len(table_rows)
+        columns = zip(*table_rows, strict=True)
+        job_ids = next(columns)  # one job per call: the job_id column is constant
+        job_id = job_ids[0]
+        arrays = [pa.nulls(n, pa.string()) if job_id is None
+                  else pa.repeat(pa.scalar(job_id, pa.string()), n)]
+        for col, typ in zip(columns, _TYPES[name], strict=True):
+            # all-null columns are common (no frames in an image job…) and
+            # pa.nulls is an order of magnitude cheaper than converting Nones
+            if col.count(None) == n:
+                arrays.append(pa.nulls(n, typ))
+            else:
+                arrays.append(pa.array(col, type=typ))
+        result[name] = pa.Table.from_arrays(arrays, schema=schema)
     return result

@@ -32,7 +32,8 @@ _NONE3 = (None, None, None)
 _NONE4 = (None, None, None, None)
 
 
-def _vector(obj: Any, axes: tuple[str, ...], path: str, rest: dict[str, Any], name: str) -> tuple[Any, ...]:
+def _vector(obj: Any, axes: tuple[str, ...], path: str, rest: dict[str, Any],
+            name: str) -> tuple[Any, ...]:
     """Numbers under ``axes`` of an optional object; other keys go to ``rest[name]``."""
     if obj is None:
         return _NONE3 if len(axes) == 3 else _NONE4
@@ -208,7 +209,8 @@ def add_video_segment(out: Out, entry: dict[str, Any], path: str, ordinal: str) 
                  color=None, label_key=None, label=label, mask_url=url, seg_extra={},
                  state=state, attrs=entry.get("attributes"), ann_extra=extra)
         return
-    if label is not None and any(v != label for v in need_dict(legend, f"{path}.legend").values()):
+    legend = need_dict(legend, f"{path}.legend")
+    if label is not None and any(v != label for v in legend.values()):
         extra["label"] = label  # the entry's own label, when its legend says otherwise
     add_legend_object(out, legend, f"{path}.legend", url, frame_id=frame_id,
                       track_id=track_id, annotation_id=ident, base=base, state=state,

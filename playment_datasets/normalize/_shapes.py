@@ -14,7 +14,6 @@ from playment_datasets.normalize._base import (
     num,
     opt_str,
     sort_keys,
-    suffix_index,
 )
 
 #: Shape list of an image result → annotation type.
@@ -108,9 +107,10 @@ def add_shape(out: Out, typ: str, obj: Any, path: str, ordinal: str, *,
         raise bad(f"{path}.state", "a string", state)
     known = _KNOWN[typ]
     extra = {} if extra is None else extra
-    for k in obj:
-        if k not in known and k not in context:
-            extra[k] = obj[k]
+    if not known.issuperset(obj):
+        for k in obj:
+            if k not in known and k not in context:
+                extra[k] = obj[k]
     if base is None:
         base = ann_id if ann_id is not None else ordinal
     key = out.key(base, frame_id)
@@ -127,8 +127,13 @@ def add_shape(out: Out, typ: str, obj: Any, path: str, ordinal: str, *,
         for i, c in enumerate(coords):
             if type(c) is not dict:
                 raise bad(f"{path}.coordinates[{i}]", "an {x, y} object", c)
-            x = num(c.get("x"), f"{path}.coordinates[{i}].x")
-            y = num(c.get("y"), f"{path}.coordinates[{i}].y")
+            x = c.get("x")
+            y = c.get("y")
+            # inline fast path; num() builds the JSON path only for odd values
+            if type(x) is not float or x - x != 0:
+                x = num(x, f"{path}.coordinates[{i}].x")
+            if type(y) is not float or y - y != 0:
+                y = num(y, f"{path}.coordinates[{i}].y")
             if len(c) != 2:
                 lossy = True
             xs.append(x)
@@ -150,17 +155,19 @@ def add_shape(out: Out, typ: str, obj: Any, path: str, ordinal: str, *,
                 for p in names:
                     member.setdefault(p, []).append(name)
             face_of = {p: ",".join(sorted(set(ns))) for p, ns in member.items()}
-        names = list(pts)
-        ordered = sort_keys(names)
         xs = []
         ys = []
         point_extra = None
-        for pk in ordered:
+        for pk, pidx in sort_keys(tuple(pts)):
             p = pts[pk]
             if type(p) is not dict:
                 raise bad(f"{path}.points.{pk}", "an {x, y} object", p)
-            x = num(p.get("x"), f"{path}.points.{pk}.x")
-            y = num(p.get("y"), f"{path}.points.{pk}.y")
+            x = p.get("x")
+            y = p.get("y")
+            if type(x) is not float or x - x != 0:
+                x = num(x, f"{path}.points.{pk}.x")
+            if type(y) is not float or y - y != 0:
+                y = num(y, f"{path}.points.{pk}.y")
             kp = None
             if len(p) != 2:
                 lab = p.get("label")
@@ -175,8 +182,7 @@ def add_shape(out: Out, typ: str, obj: Any, path: str, ordinal: str, *,
                     point_extra[pk] = rest
             xs.append(x)
             ys.append(y)
-            points.append((job_id, key, frame_id, pk, suffix_index(pk), x, y, kp,
-                           face_of.get(pk)))
+            points.append((job_id, key, frame_id, pk, pidx, x, y, kp, face_of.get(pk)))
         if point_extra:
             extra["points"] = point_extra
         edges = obj.get("edges")
@@ -184,20 +190,18 @@ def add_shape(out: Out, typ: str, obj: Any, path: str, ordinal: str, *,
             if type(edges) is not dict:
                 raise bad(f"{path}.edges", "an object of named edges", edges)
             out_edges = out.edges
-            for ek in sort_keys(list(edges)):
+            for ek, eidx in sort_keys(tuple(edges)):
                 e = edges[ek]
                 if type(e) is not list or len(e) != 2 or type(e[0]) is not str \
                         or type(e[1]) is not str:
                     raise bad(f"{path}.edges.{ek}", "a [from_point, to_point] pair", e)
-                out_edges.append((job_id, key, frame_id, ek, suffix_index(ek), e[0], e[1]))
+                out_edges.append((job_id, key, frame_id, ek, eidx, e[0], e[1]))
 
     attrs = obj.get("attributes")
     if attrs is not None:
         out.add_attributes(attrs, f"{path}.attributes", key, frame_id, extra)
-    if xs:
-        bbox = (min(xs), min(ys), max(xs), max(ys))
-    else:
-        bbox = (None, None, None, None)
+    bbox: tuple[float | None, ...] = (
+        (min(xs), min(ys), max(xs), max(ys)) if xs else (None, None, None, None))
     out.annotations.append((
         job_id, key, ann_id, track_id, track_label, frame_id, frame_index, sensor_id, typ,
         label, *bbox, len(xs), state, encode(extra, f"{path}") if extra else None,
