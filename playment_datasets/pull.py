@@ -33,7 +33,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
 import requests
 
 from playment_datasets._store import registry_write_error
@@ -50,10 +49,9 @@ from playment_datasets.errors import (
     TransportError,
 )
 from playment_datasets.ids import validate_id
-from playment_datasets.normalize import normalize_result
+from playment_datasets.normalize import BatchNormalizer
 from playment_datasets.progress import make_progress
 from playment_datasets.registry import Registry
-from playment_datasets.schema import TABLES
 from playment_datasets.shards import check_shard, listing_fingerprint, shard_of
 from playment_datasets.staging import content_id_of
 
@@ -64,6 +62,10 @@ log = logging.getLogger(__name__)
 #: Threads fetching at once. The work is waiting on the network, not the CPU, so this
 #: is sized for latency (see benchmarks/bench_pull.py for the measurement behind it).
 DEFAULT_WORKERS = 32
+
+#: Rows normalized before they are converted to Arrow and written together: large
+#: enough to amortize the conversion, small enough to keep memory flat.
+_ROWS_PER_WRITE = 50_000
 
 #: This many consecutive jobs failing with server or network errors means the service
 #: is down rather than a few jobs being bad: the pull stops (and resumes later).
@@ -225,9 +227,10 @@ class _PullRun:
                 )
                 raise
             jobs = emitter.manifest_jobs
-            content_changed = content_id_of(jobs) != (self.previous.content_id if self.previous else None)
-            if content_changed or self.previous is None:
+            previous_id = self.previous.content_id if self.previous else None
+            if content_id_of(jobs) != previous_id:
                 emitter.flush_pending()
+            emitter.close()
             self.stats.seconds = round(time.perf_counter() - started, 3)
             writer.close()
             result = staging.commit(
@@ -416,6 +419,7 @@ class _Emitter:
         self.pending: list[_Outcome] = []
         self.manifest_jobs: dict[str, dict[str, str | None]] = {}
         self.flushed = run.previous is None
+        self.normalizer = BatchNormalizer()
 
     def emit(self, outcome: _Outcome) -> None:
         stats = self.run.stats
@@ -463,14 +467,23 @@ class _Emitter:
         )
         record.setdefault("job_id", outcome.job_id)
         if outcome.error:
-            tables = normalize_result(None, record)
-            tables["errors"] = _error_table(outcome.job_id, outcome.error)
+            error = outcome.error
+            self.normalizer.add_failure(
+                record, stage=error["stage"], error_type=error["error_type"],
+                message=error["message"], http_status=error.get("http_status"),
+                code=error.get("code"), raw_sha256=outcome.sha256,
+            )
         else:
             raw = outcome.content
             if raw is None and outcome.sha256:
                 raw = self.run.registry.get_object(outcome.sha256)
-            tables = normalize_result(raw, record)
-        self.writer.write(tables)
+            self.normalizer.add(raw, record)
+        if self.normalizer.rows >= _ROWS_PER_WRITE:
+            self.writer.write(self.normalizer.flush())
+
+    def close(self) -> None:
+        """Write what is still buffered (call once every outcome was emitted)."""
+        self.writer.write(self.normalizer.flush())
 
 
 @dataclass
@@ -533,14 +546,3 @@ def _error_entry(stage: str, exc: PlaymentDatasetsError, outage: bool = False) -
         "code": getattr(exc, "code", None),
         "outage": outage,
     }
-
-
-def _error_table(job_id: str, error: Mapping[str, Any]) -> pa.Table:
-    schema = TABLES["errors"]
-    row = {
-        "job_id": job_id, "stage": error.get("stage"), "error_type": error.get("error_type"),
-        "message": error.get("message"), "http_status": error.get("http_status"),
-        "code": error.get("code"), "raw_sha256": None,
-    }
-    return pa.Table.from_pylist([row], schema=schema)
-

@@ -33,7 +33,15 @@ import pandas as pd
 import pyarrow as pa
 
 from playment_datasets.errors import ConfigurationError, ResultFormatError
-from playment_datasets.normalize._base import Bad, Out, bad, build_tables, encode, need_dict
+from playment_datasets.normalize._base import (
+    Bad,
+    Out,
+    bad,
+    build_tables,
+    encode,
+    job_rows,
+    need_dict,
+)
 from playment_datasets.normalize._formats import (
     add_classification,
     add_cloud_segment,
@@ -47,7 +55,7 @@ from playment_datasets.normalize._formats import (
 )
 from playment_datasets.normalize._shapes import add_image, add_tracker
 
-__all__ = ["normalize_result", "to_pixels"]
+__all__ = ["BatchNormalizer", "normalize_result", "to_pixels"]
 
 logger = logging.getLogger(__name__)
 
@@ -283,6 +291,149 @@ def _bad_string_path(obj: Any) -> str:
     return "$"
 
 
+Rows = dict[str, list[tuple[Any, ...]]]
+
+
+class _JobRows:
+    """The rows of one normalized job, and how to replace them by an error row."""
+
+    __slots__ = ("rows", "_parsed", "_job", "_job_id", "_kind", "_sha", "_strict")
+
+    def __init__(self, rows: Rows, parsed: Any = None, job: Mapping[str, Any] | None = None,
+                 job_id: str | None = None, kind: str = "unknown", sha: str | None = None,
+                 strict: bool = False) -> None:
+        self.rows = rows
+        self._parsed, self._job, self._job_id = parsed, job, job_id
+        self._kind, self._sha, self._strict = kind, sha, strict
+
+    def as_bad_string(self) -> Rows:
+        """The job's rows when one of its strings cannot be stored (a lone surrogate)."""
+        failure = Bad(_bad_string_path(self._parsed),
+                      "expected valid Unicode text, got a lone surrogate escape", "invalid_string")
+        return _failed(failure, self._job or {}, self._job_id, self._kind, self._sha,
+                       self._strict)
+
+
+def _failed(exc: Bad, job: Mapping[str, Any], job_id: str | None, kind: str, sha: str | None,
+            strict: bool) -> Rows:
+    if strict:
+        raise ResultFormatError(
+            f"the result of job {job_id!r} cannot be normalized: at {exc.path}: "
+            f"{exc.detail}. Fix or re-export the result, or pass strict=False to record "
+            "it in the errors table instead.",
+            job_id=job_id, path=exc.path,
+        ) from None
+    error = (job_id, _STAGE, exc.error_type, f"at {exc.path}: {exc.detail}", None, None, sha)
+    logger.debug("result of job %s not normalized: %s", job_id, error[3])
+    return job_rows(None, _jobs_row(job, job_id, kind, None, sha, None), error)
+
+
+def _normalize_rows(raw: bytes | str | Mapping[str, Any] | None, job: Mapping[str, Any],
+                    strict: bool) -> _JobRows:
+    """Parse and read one result into rows; every failure becomes an error row."""
+    job_id = _text(job.get("job_id", job.get("id")))
+    if raw is None:
+        return _JobRows(job_rows(None, _jobs_row(job, job_id, "none", None,
+                                                 _text(job.get("result_sha256")), None), None))
+    if isinstance(raw, (bytes, bytearray, memoryview, str)):
+        data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+        sha: str | None = hashlib.sha256(data).hexdigest()
+    else:
+        sha = _text(job.get("result_sha256"))
+    kind = "unknown"
+    try:
+        try:
+            parsed = _parse(raw) if isinstance(raw, (bytes, bytearray, memoryview, str)) else raw
+            body = parsed
+            if type(parsed) is not dict:
+                raise bad("$", "a JSON object", parsed if type(parsed) is not str else "…")
+            path = "$"
+            outer: dict[str, Any] = {}
+            if "data" in parsed:
+                body = need_dict(parsed["data"], "$.data")
+                outer = {k: v for k, v in parsed.items() if k != "data"}
+                path = "$.data"
+            kind = detect_kind(body)
+            out = Out(job_id)
+            extra, image_url = _fill(out, body, kind, path)
+            if outer:
+                extra["$outer"] = outer
+            row = _jobs_row(job, job_id, kind, image_url, sha,
+                            encode(extra, path) if extra else None)
+            return _JobRows(job_rows(out, row, None), parsed, job, job_id, kind, sha, strict)
+        except RecursionError:
+            raise Bad("$", "expected a reasonably nested document, got nesting too deep",
+                      "too_deep") from None
+    except Bad as exc:
+        return _JobRows(_failed(exc, job, job_id, kind, sha, strict))
+    except Exception as exc:  # a bug must not lose the job: record it like a bad result
+        if strict:
+            raise ResultFormatError(
+                f"the result of job {job_id!r} could not be normalized "
+                f"({type(exc).__name__}: {exc})", job_id=job_id, path="$",
+            ) from exc
+        error = (job_id, _STAGE, "internal", f"at $: {type(exc).__name__}: {exc}"[:2000],
+                 None, None, sha)
+        logger.debug("result of job %s not normalized: %s", job_id, error[3])
+        return _JobRows(job_rows(None, _jobs_row(job, job_id, kind, None, sha, None), error))
+
+
+class BatchNormalizer:
+    """Normalizes many jobs and builds their Arrow tables once per batch.
+
+    :func:`normalize_result` is this with one job. Streaming many jobs through one
+    normalizer, flushing every few tens of thousands of rows, pays the fixed cost of
+    building Arrow arrays once per batch instead of once per job.
+
+    Example:
+        >>> batch = BatchNormalizer()
+        >>> batch.add(b'{"category": "cat"}', {"job_id": "j1", "status": "completed"})
+        >>> batch.add_failure({"job_id": "j2"}, stage="fetch", error_type="ServerError",
+        ...                   message="HTTP 503 six times")
+        >>> tables = batch.flush()
+        >>> tables["jobs"].num_rows, tables["errors"].column("job_id").to_pylist()
+        (2, ['j2'])
+    """
+
+    def __init__(self, *, strict: bool = False) -> None:
+        self.strict = strict
+        self._jobs: list[_JobRows] = []
+        self.rows = 0  # rows waiting for the next flush
+
+    def add(self, raw: bytes | str | Mapping[str, Any] | None,
+            job: Mapping[str, Any] | None = None) -> None:
+        """Normalize one job's result; see :func:`normalize_result` for the arguments."""
+        got = _normalize_rows(raw, job or {}, self.strict)
+        self._jobs.append(got)
+        self.rows += sum(len(rows) for rows in got.rows.values())
+
+    def add_failure(self, job: Mapping[str, Any], *, stage: str, error_type: str, message: str,
+                    http_status: int | None = None, code: str | None = None,
+                    raw_sha256: str | None = None) -> None:
+        """Record a job whose result could not be had: its ``jobs`` row and an error."""
+        job_id = _text(job.get("job_id", job.get("id")))
+        error = (job_id, stage, error_type, message, http_status, code, raw_sha256)
+        row = _jobs_row(job, job_id, "none", None, raw_sha256, None)
+        self._jobs.append(_JobRows(job_rows(None, row, error)))
+        self.rows += 2
+
+    def flush(self) -> dict[str, pa.Table]:
+        """Tables of every job added since the last flush (one per table name)."""
+        jobs, self._jobs, self.rows = self._jobs, [], 0
+        try:
+            return build_tables([job.rows for job in jobs])
+        except UnicodeEncodeError:
+            pass  # rare: find the job whose strings cannot be stored, keep the others
+        rowsets = []
+        for job in jobs:
+            try:
+                build_tables([job.rows])
+                rowsets.append(job.rows)
+            except UnicodeEncodeError:
+                rowsets.append(job.as_bad_string())
+        return build_tables(rowsets)
+
+
 def normalize_result(
     raw: bytes | str | Mapping[str, Any] | None,
     job: Mapping[str, Any] | None = None,
@@ -312,65 +463,9 @@ def normalize_result(
         >>> normalize_result(b"<html>", {"job_id": "j3"})["errors"].column("error_type")[0]
         <pyarrow.StringScalar: 'invalid_json'>
     """
-    job = job or {}
-    job_id = _text(job.get("job_id", job.get("id")))
-    if raw is None:
-        return build_tables(None, _jobs_row(job, job_id, "none", None,
-                                            _text(job.get("result_sha256")), None), None)
-    if isinstance(raw, (bytes, bytearray, memoryview, str)):
-        data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
-        sha: str | None = hashlib.sha256(data).hexdigest()
-    else:
-        sha = _text(job.get("result_sha256"))
-    kind = "unknown"
-    body: Any = None
-    try:
-        try:
-            parsed = _parse(raw) if isinstance(raw, (bytes, bytearray, memoryview, str)) else raw
-            body = parsed
-            if type(parsed) is not dict:
-                raise bad("$", "a JSON object", parsed if type(parsed) is not str else "…")
-            path = "$"
-            outer: dict[str, Any] = {}
-            if "data" in parsed:
-                body = need_dict(parsed["data"], "$.data")
-                outer = {k: v for k, v in parsed.items() if k != "data"}
-                path = "$.data"
-            kind = detect_kind(body)
-            out = Out(job_id)
-            extra, image_url = _fill(out, body, kind, path)
-            if outer:
-                extra["$outer"] = outer
-            row = _jobs_row(job, job_id, kind, image_url, sha,
-                            encode(extra, path) if extra else None)
-            try:
-                return build_tables(out, row, None)
-            except UnicodeEncodeError:
-                raise Bad(_bad_string_path(parsed),
-                          "expected valid Unicode text, got a lone surrogate escape",
-                          "invalid_string") from None
-        except RecursionError:
-            raise Bad("$", "expected a reasonably nested document, got nesting too deep",
-                      "too_deep") from None
-    except Bad as exc:
-        if strict:
-            raise ResultFormatError(
-                f"the result of job {job_id!r} cannot be normalized: at {exc.path}: "
-                f"{exc.detail}. Fix or re-export the result, or pass strict=False to record "
-                "it in the errors table instead.",
-                job_id=job_id, path=exc.path,
-            ) from None
-        error = (job_id, _STAGE, exc.error_type, f"at {exc.path}: {exc.detail}", None, None, sha)
-    except Exception as exc:  # a bug must not lose the job: record it like a bad result
-        if strict:
-            raise ResultFormatError(
-                f"the result of job {job_id!r} could not be normalized "
-                f"({type(exc).__name__}: {exc})", job_id=job_id, path="$",
-            ) from exc
-        error = (job_id, _STAGE, "internal", f"at $: {type(exc).__name__}: {exc}"[:2000],
-                 None, None, sha)
-    logger.debug("result of job %s not normalized: %s", job_id, error[3])
-    return build_tables(None, _jobs_row(job, job_id, kind, None, sha, None), error)
+    batch = BatchNormalizer(strict=strict)
+    batch.add(raw, job)
+    return batch.flush()
 
 
 def to_pixels(df: pd.DataFrame, width: float | str, height: float | str) -> pd.DataFrame:

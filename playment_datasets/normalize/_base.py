@@ -8,6 +8,7 @@ touches pandas or builds Arrow objects per row.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -282,29 +283,43 @@ class Out:
         raise bad(path, "a string, a number, a boolean or an array of them", value)
 
 
-def build_tables(out: Out | None, jobs_row: tuple[Any, ...],
-                 error_row: tuple[Any, ...] | None) -> dict[str, pa.Table]:
-    """One Arrow table per table name, in canonical order (empty ones included)."""
+def job_rows(out: Out | None, jobs_row: tuple[Any, ...],
+             error_row: tuple[Any, ...] | None) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows one job contributes to each table (tables without rows are left out)."""
     rows: dict[str, list[tuple[Any, ...]]] = {"jobs": [jobs_row]}
     if out is not None:
-        rows.update(annotations=out.annotations, points=out.points, edges=out.edges,
-                    attributes=out.attributes, cuboids_3d=out.cuboids_3d, frames=out.frames,
-                    segments=out.segments)
+        for name in ("annotations", "points", "edges", "attributes", "cuboids_3d", "frames",
+                     "segments"):
+            table_rows = getattr(out, name)
+            if table_rows:
+                rows[name] = table_rows
     if error_row is not None:
         rows["errors"] = [error_row]
+    return rows
+
+
+def build_tables(rowsets: Sequence[Mapping[str, list[tuple[Any, ...]]]]) -> dict[str, pa.Table]:
+    """One Arrow table per table name, in canonical order, from the rows of many jobs.
+
+    Converting once for many jobs is what makes normalizing fast: each ``pa.array``
+    call has a fixed cost that would otherwise be paid per job and column.
+    """
     result = {}
     for name in TABLE_NAMES:
-        table_rows = rows.get(name)
-        if not table_rows:
+        parts = [rows[name] for rows in rowsets if name in rows]
+        if not parts:
             result[name] = _EMPTY[name]
             continue
-        schema = TABLES[name]
+        table_rows = parts[0] if len(parts) == 1 else [r for part in parts for r in part]
         n = len(table_rows)
         columns = zip(*table_rows, strict=True)
-        job_ids = next(columns)  # one job per call: the job_id column is constant
-        job_id = job_ids[0]
-        arrays = [pa.nulls(n, pa.string()) if job_id is None
-                  else pa.repeat(pa.scalar(job_id, pa.string()), n)]
+        job_ids = next(columns)
+        first = job_ids[0]
+        if job_ids.count(first) == n:  # one job (or all rows of one job): a constant
+            arrays = [pa.nulls(n, pa.string()) if first is None
+                      else pa.repeat(pa.scalar(first, pa.string()), n)]
+        else:
+            arrays = [pa.array(job_ids, type=pa.string())]
         for col, typ in zip(columns, _TYPES[name], strict=True):
             # all-null columns are common (no frames in an image job…) and
             # pa.nulls is an order of magnitude cheaper than converting Nones
@@ -312,5 +327,5 @@ def build_tables(out: Out | None, jobs_row: tuple[Any, ...],
                 arrays.append(pa.nulls(n, typ))
             else:
                 arrays.append(pa.array(col, type=typ))
-        result[name] = pa.Table.from_arrays(arrays, schema=schema)
+        result[name] = pa.Table.from_arrays(arrays, schema=TABLES[name])
     return result
