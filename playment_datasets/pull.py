@@ -33,7 +33,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
 
 from playment_datasets._store import registry_write_error
 from playment_datasets.client import PlaymentClient, RetryPolicy, Timeouts
@@ -172,9 +171,8 @@ def pull(
                            refresh_jobs, shard)
             dataset = run.execute()
         except OSError as exc:
-            if isinstance(exc, requests.RequestException):  # never raised by the client
-                raise
-            # A full disk, a read-only registry, a file where a directory belongs…
+            # The client turns network errors into TransportError: an OSError here is
+            # the disk. A full disk, a read-only registry, a file where a directory belongs…
             raise registry_write_error(exc, reg.root) from None
     return reg._publish_pulled(dataset)
 
