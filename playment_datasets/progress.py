@@ -17,13 +17,17 @@ __all__ = ["NullProgress", "make_progress", "progress_wanted"]
 class NullProgress:
     """A progress bar that shows nothing (used when progress is off)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, total: int | None = None, **kwargs: Any) -> None:
         self.n = 0
+        self.total = total
 
     def update(self, n: int = 1) -> None:
         self.n += n
 
     def set_postfix_str(self, text: str) -> None:
+        pass
+
+    def refresh(self) -> None:
         pass
 
     def close(self) -> None:

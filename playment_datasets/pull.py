@@ -28,7 +28,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -212,16 +212,14 @@ class _PullRun:
         )
         with open_staging(self.project_id, self.batch_id) as staging:
             journal = staging.journal()
-            summaries = self._list()
-            log.info("listed %d jobs of batch %s", len(summaries), self.batch_id)
             writer = staging.writer()
             emitter = _Emitter(self, writer)
             try:
-                self._fetch_all(summaries, journal, staging, emitter)
+                self._fetch_all(self._iter_listing(), journal, staging, emitter)
             except KeyboardInterrupt:
                 log.warning(
-                    "pull of batch %s interrupted: %d of %d jobs are stored; run the same "
-                    "pull again to resume", self.batch_id, len(staging.journal()), len(summaries),
+                    "pull of batch %s interrupted: %d jobs are stored; run the same pull "
+                    "again to resume", self.batch_id, len(staging.journal()),
                 )
                 raise
             jobs = emitter.manifest_jobs
@@ -250,51 +248,56 @@ class _PullRun:
 
     # -- listing ---------------------------------------------------------------------
 
-    def _list(self) -> list[dict[str, Any]]:
-        bar = make_progress(self.progress, desc="listing", unit="job")
-        summaries: list[dict[str, Any]] = []
+    def _iter_listing(self) -> Iterator[dict[str, Any]]:
+        """Job summaries page by page, as the fetch loop asks for them.
+
+        Listing is sequential (each page names the next), so it runs interleaved with
+        fetching instead of before it. Repeated ids are dropped; unsafe ids are
+        quarantined; with ``shard``, only this shard's jobs are yielded.
+        """
         seen: set[str] = set()
-        with bar:
-            for summary in self.client.iter_batch_jobs(self.project_id, self.batch_id):
-                job_id = str(summary["id"])
-                if job_id in seen:  # a job listed twice is pulled once
-                    continue
-                seen.add(job_id)
-                try:
-                    validate_id(job_id, "job id")
-                except InvalidIdError as exc:
-                    # One hostile id must not cost the batch: never fetched, never used
-                    # in a path, listed in the errors table.
-                    log.warning("batch %s: quarantined a job: %s", self.batch_id, exc)
-                    self.quarantined[job_id] = _error_entry("list", exc)
-                summaries.append(summary)
-                bar.update(1)
+        for summary in self.client.iter_batch_jobs(self.project_id, self.batch_id):
+            job_id = str(summary["id"])
+            if job_id in seen:  # a job listed twice is pulled once
+                continue
+            seen.add(job_id)
+            if self.shard is not None and shard_of(job_id, self.shard[1]) != self.shard[0]:
+                continue
+            try:
+                validate_id(job_id, "job id")
+            except InvalidIdError as exc:
+                # One hostile id must not cost the batch: never fetched, never used
+                # in a path, listed in the errors table.
+                log.warning("batch %s: quarantined a job: %s", self.batch_id, exc)
+                self.quarantined[job_id] = _error_entry("list", exc)
+            self.stats.listed += 1
+            yield summary
         if self.shard is not None:
             index, count = self.shard
             self.shard_extra = {"shard": {
-                "index": index, "count": count, "listed": len(summaries),
-                "listing_sha256": listing_fingerprint(str(s["id"]) for s in summaries),
+                "index": index, "count": count, "listed": len(seen),
+                "listing_sha256": listing_fingerprint(seen),
             }}
-            summaries = [s for s in summaries if shard_of(str(s["id"]), count) == index]
-        self.stats.listed = len(summaries)
-        return summaries
+        log.info("listed %d jobs of batch %s", self.stats.listed, self.batch_id)
 
     # -- fetching --------------------------------------------------------------------
 
     def _fetch_all(self, summaries, journal, staging, emitter: _Emitter) -> None:
         """Fetch with a bounded window in flight; emit outcomes in listing order."""
         window = self.workers * 4
-        pending = iter(summaries)
+        pending = iter(summaries)  # pulls pages lazily
         in_flight: deque[Future[_Outcome] | _Outcome] = deque()
         submit = self._submitter(journal)
         streak = 0
-        bar = make_progress(self.progress, desc="fetching", unit="job", total=len(summaries))
+        bar = make_progress(self.progress, desc="pulling", unit="job")
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="playment-pull")
 
         def top_up() -> None:
             while len(in_flight) < window:
                 summary = next(pending, None)
                 if summary is None:
+                    bar.total = self.stats.listed  # the listing is complete: show a total
+                    bar.refresh()
                     return
                 in_flight.append(submit(pool, summary))
 
@@ -308,12 +311,19 @@ class _PullRun:
                     streak = streak + 1 if outcome.error and outcome.error["outage"] else 0
                     if streak >= _OUTAGE_STREAK:
                         self._salvage(pool, in_flight, staging)
-                        self._raise_outage(staging, outcome)
+                        last = outcome.error["message"] if outcome.error else ""
+                        raise self._outage(staging, f"{_OUTAGE_STREAK} jobs in a row failed "
+                                                    f"after all retries (last: {last})")
                     if not outcome.resumed:
                         staging.record(outcome.job_id, outcome.record, outcome.sha256,
                                        outcome.etag, outcome.error)
                     emitter.emit(outcome)
                     bar.update(1)
+        except (ServerError, TransportError) as exc:  # the listing failed after all retries
+            self._salvage(pool, in_flight, staging)
+            if not self.stats.listed:
+                raise  # unreachable from the start: the client's error says it best
+            raise self._outage(staging, f"listing the batch failed ({exc})") from None
         except BaseException:
             self._salvage(pool, in_flight, staging)
             raise
@@ -393,14 +403,13 @@ class _PullRun:
         record = self.client.get_job(self.project_id, str(summary["id"]))
         return {**summary, **record}
 
-    def _raise_outage(self, staging, outcome: _Outcome) -> None:
+    def _outage(self, staging, what: str) -> PullError:
         # Only jobs a rerun will not fetch again count as stored: failed ones are retried.
         stored = sum(1 for entry in staging.journal().values() if entry.error is None)
-        raise PullError(
+        return PullError(
             f"the Playment API stopped answering while pulling batch {self.batch_id}: "
-            f"{_OUTAGE_STREAK} jobs in a row failed after all retries (last: "
-            f"{outcome.error.get('message') if outcome.error else ''}). {stored} of "
-            f"{self.stats.listed} jobs are stored; run the same pull again to resume."
+            f"{what}. {stored} of the {self.stats.listed} jobs listed so far are stored; "
+            "run the same pull again to resume."
         )
 
 
