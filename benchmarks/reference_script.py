@@ -1,3 +1,4 @@
+# ruff: noqa  (kept as published, apart from where the API lives)
 """The reference script from Playment's "Get job result" page, as customers run it.
 
 It is the baseline of the benchmarks. It is kept as published except for where the

@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="requests in flight at once (default 32)")
     p.add_argument("--base-url", help="API host (default $PLAYMENT_BASE_URL or https://api.playment.io)")
-    p.add_argument("--rate-limit", type=float, metavar="RPS", help="at most RPS requests per second")
+    p.add_argument("--rate-limit", type=float, metavar="RPS",
+                   help="at most RPS requests per second")
     p.add_argument("--refresh-jobs", action="store_true",
                    help="re-read every job record, even for jobs unchanged since the last version")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -168,7 +169,9 @@ def _image_size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1920x1080, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT such as 1920x1080, got {text!r}"
+        ) from None
     if width < 1 or height < 1:
         raise argparse.ArgumentTypeError(f"image size must be positive, got {text!r}")
     return width, height
@@ -251,7 +254,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     batch_a, a = parse_dataset_ref(args.a, require_version=True)
     batch_b, b = parse_dataset_ref(args.b, require_version=True)
     if batch_a != batch_b:
-        raise UsageError(f"diff compares two versions of one batch; got {batch_a!r} and {batch_b!r}")
+        raise UsageError(
+            f"diff compares two versions of one batch; got {batch_a!r} and {batch_b!r}"
+        )
     diff = _registry(args).diff(batch_a, a, b)
     summary = {"batch_id": batch_a, "a": a, "b": b, **diff.summary()}
     _emit(args, summary, lambda s: render_mapping(s))
@@ -379,8 +384,11 @@ def render_summary(s: dict[str, Any]) -> str:
 
 
 def _side_by_side(*blocks: tuple[str, str, dict[str, int]]) -> str:
-    rendered = [render_table([{head: k, unit: v} for k, v in data.items()] or [{head: "-", unit: ""}])
-                .splitlines() for head, unit, data in blocks]
+    rendered = [
+        render_table([{head: k, unit: v} for k, v in data.items()] or [{head: "-", unit: ""}])
+        .splitlines()
+        for head, unit, data in blocks
+    ]
     width = max(len(line) for line in rendered[0]) + 4
     height = max(len(block) for block in rendered)
     out = []
@@ -403,7 +411,7 @@ def render_table(rows: Sequence[dict[str, Any]]) -> str:
 
     def line(values: Sequence[str]) -> str:
         return "  ".join(v.rjust(w) if num else v.ljust(w)
-                         for v, w, num in zip(values, widths, numeric)).rstrip()
+                         for v, w, num in zip(values, widths, numeric, strict=True)).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 

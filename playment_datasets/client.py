@@ -41,13 +41,13 @@ from playment_datasets.errors import (
     APIError,
     AuthenticationError,
     ConfigurationError,
-    InvalidIdError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
     ServerError,
     TransportError,
 )
+from playment_datasets.ids import validate_id
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -218,7 +218,9 @@ class PlaymentClient:
         if any(ch in key for ch in "\r\n\x00"):
             raise ConfigurationError("the API key contains a line break or NUL; copy it again")
         self._api_key = key
-        self.base_url = _check_base_url(base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL)
+        self.base_url = _check_base_url(
+            base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        )
         self._api_origin = _origin(self.base_url)
         self.retry = retry or RetryPolicy()
         self.timeout = timeout or Timeouts()
@@ -261,7 +263,8 @@ class PlaymentClient:
         Example:
             >>> ids = [j["id"] for j in client.iter_batch_jobs("P", "B")]  # doctest: +SKIP
         """
-        path = f"/v1/projects/{_path_id(project_id, 'project id')}/batch/{_path_id(batch_id, 'batch id')}"
+        path = (f"/v1/projects/{_path_id(project_id, 'project id')}"
+                f"/batch/{_path_id(batch_id, 'batch id')}")
         token = ""
         seen: set[str] = set()
         while True:
@@ -300,7 +303,8 @@ class PlaymentClient:
             >>> record["status"], record["result"]  # doctest: +SKIP
             ('completed', 'https://…/J.json')
         """
-        path = f"/v1/projects/{_path_id(project_id, 'project id')}/jobs/{_path_id(job_id, 'job id')}"
+        path = (f"/v1/projects/{_path_id(project_id, 'project id')}"
+                f"/jobs/{_path_id(job_id, 'job id')}")
         data = dict(self._get_data(path))
         if not data.get("job_id"):
             data["job_id"] = job_id
@@ -436,7 +440,8 @@ class PlaymentClient:
                 self._sleep(delay)
         message = (
             f"GET {shown} failed after {self.retry.attempts} attempts; last error: {last}. "
-            "The service or the network is failing; try again later (a pull resumes where it stopped)."
+            "The service or the network is failing; try again later (a pull resumes where "
+            "it stopped)."
         )
         if last.startswith(("HTTP ", "server error")):
             raise ServerError(message, url=shown)
@@ -563,16 +568,8 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 def _path_id(value: str, what: str) -> str:
-    """Percent-encode an id for a URL path, refusing ids that cannot be real."""
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidIdError(f"{what} must be a non-empty string; got {value!r}")
-    if value in (".", "..") or any(ord(ch) < 32 or ch in "/\\?#%" for ch in value) or len(value) > 256:
-        shown = value if len(value) <= 80 else value[:77] + "..."
-        raise InvalidIdError(
-            f"invalid {what} {shown!r}: expected the id as Playment shows it (letters, digits, "
-            "'-' and '_'); it must not contain '/', '\\', '?', '#', '%' or control characters"
-        )
-    return quote(value, safe="")
+    """An id checked like every id that may become a path, then percent-encoded."""
+    return quote(validate_id(value, what), safe="")
 
 
 def _safe_url(url: str) -> str:

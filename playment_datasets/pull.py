@@ -33,7 +33,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from playment_datasets._store import registry_write_error
 from playment_datasets.client import PlaymentClient, RetryPolicy, Timeouts
 from playment_datasets.dataset import Dataset
@@ -343,7 +342,9 @@ class _PullRun:
     def _submitter(self, journal: Mapping[str, Any]):
         """Returns submit(pool, summary): a finished outcome from the journal, or a future."""
 
-        def submit(pool: ThreadPoolExecutor, summary: dict[str, Any]) -> Future[_Outcome] | _Outcome:
+        def submit(
+            pool: ThreadPoolExecutor, summary: dict[str, Any]
+        ) -> Future[_Outcome] | _Outcome:
             job_id = str(summary["id"])
             if job_id in self.quarantined:
                 return _Outcome(job_id, dict(summary), error=self.quarantined[job_id])
@@ -368,13 +369,13 @@ class _PullRun:
             status = str(record.get("status") or "")
             if not url or status.lower() != "completed":
                 return _Outcome(job_id, record)
-            etag = None
+            etag = stored_sha = None
             if before and before.get("etag") and before.get("result_sha256"):
                 if self.registry.has_object(before["result_sha256"]):
-                    etag = before["etag"]
+                    etag, stored_sha = before["etag"], before["result_sha256"]
             got = self.client.fetch_result(url, etag=etag)
-            if got.not_modified:
-                return _Outcome(job_id, record, before["result_sha256"], etag, not_modified=True)
+            if got.not_modified:  # only possible when an etag (and so stored_sha) was sent
+                return _Outcome(job_id, record, stored_sha, etag, not_modified=True)
             assert got.content is not None
             sha = self.registry.put_object(got.content)
             return _Outcome(job_id, record, sha, got.etag, content=got.content)
@@ -388,7 +389,9 @@ class _PullRun:
             outage = isinstance(exc, (ServerError, TransportError))
             return _Outcome(job_id, dict(summary), error=_error_entry("fetch", exc, outage))
 
-    def _job_record(self, summary: dict[str, Any], before: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _job_record(
+        self, summary: dict[str, Any], before: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
         """The job record; taken from the latest version when the listing shows no change."""
         status = str(summary.get("status"))
         if (
@@ -462,7 +465,7 @@ class _Emitter:
         if previous is None or outcome.error:
             return False
         before = previous.jobs.get(outcome.job_id)
-        return bool(before) and before.get("result_sha256") == outcome.sha256
+        return before is not None and before.get("result_sha256") == outcome.sha256
 
     def _write(self, outcome: _Outcome) -> None:
         record = dict(outcome.record)

@@ -213,7 +213,9 @@ def empty_table(name: str) -> pa.Table:
     try:
         return TABLES[name].empty_table()
     except KeyError:
-        raise KeyError(f"unknown table {name!r}; expected one of {', '.join(TABLE_NAMES)}") from None
+        raise KeyError(
+            f"unknown table {name!r}; expected one of {', '.join(TABLE_NAMES)}"
+        ) from None
 
 
 def empty_tables() -> dict[str, pa.Table]:

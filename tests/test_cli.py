@@ -105,7 +105,8 @@ def test_diff_of_two_versions(emu: Emulator, tmp_path: Path) -> None:
     finally:
         emu.set_result(job.job_id, job.result)
     assert json.loads(second.stdout)["version"] == 2
-    got = run("diff", f"{emu.batch_id}@1", f"{emu.batch_id}@2", "--registry", str(tmp_path), "--json")
+    got = run("diff", f"{emu.batch_id}@1", f"{emu.batch_id}@2", "--registry", str(tmp_path),
+              "--json")
     assert got.returncode == 0, got.stderr
     diff = json.loads(got.stdout)
     assert diff["jobs_changed"] == 1 and diff["jobs_added"] == diff["jobs_removed"] == 0

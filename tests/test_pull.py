@@ -53,9 +53,11 @@ def test_tables_match_the_generators_ground_truth(emu: Emulator, pulled) -> None
     ann = ds.annotations
     assert Counter(ann["type"].tolist()) == truth.annotations_by_type
     labelled = ann[ann["label"].notna()]
-    assert Counter(zip(labelled["type"], labelled["label"])) == truth.annotations_by_label
+    pairs = zip(labelled["type"], labelled["label"], strict=True)
+    assert Counter(pairs) == truth.annotations_by_label
     attrs = ds.attributes
-    assert Counter(zip(plain(attrs["name"]), plain(attrs["value"]))) == truth.attributes
+    pairs = zip(plain(attrs["name"]), plain(attrs["value"]), strict=True)
+    assert Counter(pairs) == truth.attributes
     assert len(ds.points) == truth.points and len(ds.edges) == truth.edges
     assert len(ds.cuboids_3d) == truth.cuboids_3d and len(ds.segments) == truth.segments
     assert len(ds.frames) == truth.frames
@@ -191,7 +193,8 @@ def test_an_outage_stops_the_pull_and_the_rerun_resumes(tmp_path: Path) -> None:
         assert "jobs listed so far are stored" in str(info.value)
         assert Registry(tmp_path).datasets().empty  # no partial version
         with Registry(tmp_path).open_staging(emu.project_id, emu.batch_id) as staging:
-            stored = {k for k, e in staging.journal().items() if e.error is None and e.result_sha256}
+            stored = {k for k, e in staging.journal().items()
+                      if e.error is None and e.result_sha256}
         assert stored, "some jobs landed before the outage"
         emu.set_down(False)
         emu.reset_stats()

@@ -344,7 +344,7 @@ def _normalize_rows(raw: bytes | str | Mapping[str, Any] | None, job: Mapping[st
     try:
         try:
             parsed = _parse(raw) if isinstance(raw, (bytes, bytearray, memoryview, str)) else raw
-            body = parsed
+            body: Any = parsed
             if type(parsed) is not dict:
                 raise bad("$", "a JSON object", parsed if type(parsed) is not str else "…")
             path = "$"
