@@ -57,9 +57,10 @@ __all__ = ["DEFAULT_WORKERS", "PullStats", "pull"]
 
 log = logging.getLogger(__name__)
 
-#: Threads fetching at once. The work is waiting on the network, not the CPU, so this
-#: is sized for latency (see benchmarks/bench_pull.py for the measurement behind it).
-DEFAULT_WORKERS = 32
+#: Threads fetching at once. The work is mostly waiting on the network, so this is
+#: sized for latency: on a 2-core machine 64 beat 32 at both 20 ms and 100 ms per
+#: request, and 128 lost at 20 ms to contention (benchmarks/bench_scaling.py).
+DEFAULT_WORKERS = 64
 
 #: Rows normalized before they are converted to Arrow and written together: large
 #: enough to amortize the conversion, small enough to keep memory flat.
