@@ -78,3 +78,16 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return "" if value is None else str(value)
+
+
+REFERENCE_SCRIPT = ROOT / "benchmarks" / "reference_script.py"
+
+
+def reference_script_for(base_url: str, api_key: str, project_id: str, batch_id: str) -> str:
+    """The reference script's text pointed at ``base_url`` with the given key and ids."""
+    text = REFERENCE_SCRIPT.read_text(encoding="utf-8")
+    return (text.replace("https://api.playment.io", base_url)
+            .replace('x_api_key = ""', f"x_api_key = {api_key!r}")
+            .replace('project_id = ""', f"project_id = {project_id!r}")
+            .replace('batch_id = ""', f"batch_id = {batch_id!r}"))
+

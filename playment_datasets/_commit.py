@@ -163,6 +163,42 @@ def _unchanged(staging: Staging, cid: str, force: bool) -> CommitResult | None:
     return CommitResult(version=latest, created=False, path=reg.root / info["path"], content_id=cid)
 
 
+def build_manifest(
+    staging: Staging,
+    *,
+    version: int,
+    parent: int | None,
+    created_at: str | None,
+    content_id: str,
+    counts: Mapping[str, int],
+    files: Mapping[str, Any],
+    jobs: Mapping[str, Any],
+    source: Mapping[str, Any],
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The manifest of a version (or, with version 0, of a finished shard)."""
+    manifest: dict[str, Any] = {
+        "format": MANIFEST_FORMAT,
+        "version": version,
+        "parent": parent,
+        "project_id": staging.project_id,
+        "batch_id": staging.batch_id,
+        "content_id": content_id,
+        "library_version": library_version(),
+        "schema_version": SCHEMA_VERSION,
+        "tables": list(TABLE_NAMES),
+        "n_jobs": len(jobs),
+        "counts": {name: int(counts[name]) for name in TABLE_NAMES},
+        "files": dict(files),
+        "jobs": dict(jobs),
+        "source": dict(source),
+        "extra": dict(extra),
+    }
+    if created_at is not None:
+        manifest["created_at"] = created_at
+    return manifest
+
+
 def commit_staging(
     staging: Staging,
     *,
@@ -197,24 +233,11 @@ def commit_staging(
         latest = max(known, default=None)
         version = max(known + reg._dir_versions(project_id, batch_id), default=0) + 1
         created_at = _utc_now()
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "version": version,
-            "parent": parent if parent is not None else latest,
-            "created_at": created_at,
-            "project_id": project_id,
-            "batch_id": batch_id,
-            "content_id": cid,
-            "library_version": library_version(),
-            "schema_version": SCHEMA_VERSION,
-            "tables": list(TABLE_NAMES),
-            "n_jobs": len(jobs_v),
-            "counts": {name: int(counts[name]) for name in TABLE_NAMES},
-            "files": files,
-            "jobs": jobs_v,
-            "source": source,
-            "extra": extra,
-        }
+        manifest = build_manifest(
+            staging, version=version, parent=parent if parent is not None else latest,
+            created_at=created_at, content_id=cid, counts=counts, files=files, jobs=jobs_v,
+            source=source, extra=extra,
+        )
         atomic_write_json(staging.tables_path / "manifest.json", manifest)
         _crash_point("before-rename")
         dest = reg._batch_dir(project_id, batch_id) / f"v{version}"

@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from playment_datasets._commit import check_source, prepare_files, validate_jobs
+from playment_datasets._commit import build_manifest, check_source, prepare_files, validate_jobs
 from playment_datasets._store import atomic_write_json, fsync_dir
 from playment_datasets.dataset import Dataset
 from playment_datasets.errors import ConfigurationError, RegistryError
 from playment_datasets.ids import validate_id
-from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES
-from playment_datasets.staging import CommitResult, Staging, content_id_of, library_version
+from playment_datasets.schema import TABLE_NAMES
+from playment_datasets.staging import CommitResult, Staging, content_id_of
 
 if TYPE_CHECKING:
     from playment_datasets.registry import Registry
@@ -139,23 +139,10 @@ class ShardStaging(Staging):
         check_source(source, extra)
         files = prepare_files(self, counts, jobs_v, None)
         cid = content_id_of(jobs_v)
-        manifest = {
-            "format": 1,
-            "version": 0,
-            "parent": None,
-            "project_id": self.project_id,
-            "batch_id": self.batch_id,
-            "content_id": cid,
-            "library_version": library_version(),
-            "schema_version": SCHEMA_VERSION,
-            "tables": list(TABLE_NAMES),
-            "n_jobs": len(jobs_v),
-            "counts": {name: int(counts[name]) for name in TABLE_NAMES},
-            "files": files,
-            "jobs": jobs_v,
-            "source": source,
-            "extra": extra,
-        }
+        manifest = build_manifest(
+            self, version=0, parent=None, created_at=None, content_id=cid, counts=counts,
+            files=files, jobs=jobs_v, source=source, extra=extra,
+        )
         atomic_write_json(self.tables_path / "manifest.json", manifest)
         shutil.rmtree(self.result_path, ignore_errors=True)
         self.tables_path.rename(self.result_path)
