@@ -24,17 +24,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import ROOT, print_table, run_child  # noqa: E402
+from benchmarks._common import print_table, reference_script_for, run_child  # noqa: E402
 from playment_datasets.emulator import Emulator  # noqa: E402
 from playment_datasets.emulator.batch import GeneratedBatch  # noqa: E402
 from playment_datasets.emulator.generator import generate_batch  # noqa: E402
 
-REFERENCE = str(ROOT / "benchmarks" / "reference_script.py")
-
 REFERENCE_CHILD = """
-import os, runpy, time
+import contextlib, io, runpy, time
 start = time.perf_counter()
-runpy.run_path(sys.argv[1], run_name="__main__")
+with contextlib.redirect_stdout(io.StringIO()):  # it prints every job id
+    runpy.run_path(sys.argv[1], run_name="__main__")
 _report(seconds=time.perf_counter() - start)
 """
 
@@ -54,9 +53,10 @@ def reference_pull(batch: GeneratedBatch, latency_ms: float) -> tuple[float, int
     """Seconds the reference script takes for ``batch``, and the key leaks it caused."""
     with Emulator(batch, latency_ms=latency_ms) as emu, tempfile.TemporaryDirectory() as tmp:
         Path(tmp, batch.batch_id).mkdir()
-        env = {"REFERENCE_BASE_URL": emu.base_url, "REFERENCE_API_KEY": emu.api_key,
-               "REFERENCE_PROJECT_ID": batch.project_id, "REFERENCE_BATCH_ID": batch.batch_id}
-        seconds = float(run_child(REFERENCE_CHILD, REFERENCE, env=env, cwd=tmp)["seconds"])
+        script = Path(tmp, "reference.py")
+        script.write_text(reference_script_for(emu.base_url, emu.api_key, batch.project_id,
+                                               batch.batch_id), encoding="utf-8")
+        seconds = float(run_child(REFERENCE_CHILD, str(script), cwd=tmp)["seconds"])
         return seconds, emu.stats.leaks
 
 
