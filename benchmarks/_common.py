@@ -4,6 +4,7 @@ Benchmarks print figures and ratios against a baseline measured in the same run;
 these machines are shared and noisy, so every figure is a median of several runs.
 """
 
+# ruff: noqa: T201  (tables of the command-line benchmarks go to stdout)
 from __future__ import annotations
 
 import json
@@ -66,10 +67,10 @@ def print_table(title: str, rows: Sequence[dict[str, Any]]) -> None:
     headers = list(rows[0])
     cells = [[_fmt(row.get(h)) for h in headers] for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    print("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print("  " + "  ".join("-" * w for w in widths))
     for c in cells:
-        print("  " + "  ".join(v.rjust(w) for v, w in zip(c, widths)))
+        print("  " + "  ".join(v.rjust(w) for v, w in zip(c, widths, strict=True)))
 
 
 def _fmt(value: Any) -> str:

@@ -34,8 +34,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from playment_datasets.emulator.generator import generate_batch  # noqa: E402
 from benchmarks._common import print_table  # noqa: E402
+from playment_datasets.emulator.generator import generate_batch  # noqa: E402
 from playment_datasets.normalize import BatchNormalizer, normalize_result  # noqa: E402
 from playment_datasets.pull import _ROWS_PER_WRITE  # noqa: E402
 

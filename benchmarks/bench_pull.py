@@ -186,7 +186,7 @@ def bench_fetch(jobs: int, latency_ms: float, runs: int,
                     "first_pull_body_bytes": statistics.median(r["body_bytes"] for r in firsts),
                     "repull_body_bytes": statistics.median(r["body_bytes"] for r in repulls),
                     "repull_created_version": any(r["version"] != f["version"]
-                                                  for r, f in zip(repulls, firsts)),
+                                                  for r, f in zip(repulls, firsts, strict=True)),
                 }
     return rows, incremental
 
@@ -233,10 +233,10 @@ def run(quick: bool = False, runs: int | None = None, *, fetch: bool = True,
             got, inc = bench_fetch(jobs, latency, runs, ref_jobs)
             rows += got
             incremental.append(inc)
+        subsets = ", ".join(f"{n} at {lat:g} ms" for lat, n in REFERENCE_JOBS.items())
         result["fetch"] = {"runs": runs, "default_workers": DEFAULT_WORKERS, "rows": rows,
-                           "note": "the reference script runs on a subset of the jobs "
-                                   f"({', '.join(f'{n} at {lat:g} ms' for lat, n in REFERENCE_JOBS.items())}); "
-                                   "its jobs/s does not depend on the batch size"}
+                           "note": f"the reference script runs on a subset of the jobs "
+                                   f"({subsets}); its jobs/s does not depend on the batch size"}
         result["incremental"] = {"runs": runs, "rows": incremental}
     if memory:
         sizes, per_job = ([500, 2000], 20) if quick else ([5000, 20000, 50000], 50)
