@@ -4,6 +4,7 @@ Benchmarks print figures and ratios against a baseline measured in the same run;
 these machines are shared and noisy, so every figure is a median of several runs.
 """
 
+# ruff: noqa: T201  (tables of the command-line benchmarks go to stdout)
 from __future__ import annotations
 
 import json

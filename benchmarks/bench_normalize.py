@@ -6,7 +6,10 @@ explode of the per-frame maps, min/max of the vertices). normalize_result builds
 table (annotations, points, edges, attributes, frames…) with full validation.
 
 The ratio depends on job size: pandas' per-call overhead dominates the baseline for
-small jobs, so the speed-up shrinks as jobs grow (see ``--per-job``).
+small jobs, so the speed-up shrinks as jobs grow (see ``--per-job``). normalize is
+measured twice: through BatchNormalizer as pull() uses it (jobs added in order, tables
+built every 50,000 rows) and one job at a time with normalize_result. The share of
+json.loads is the time of parsing every result alone over the normalize time.
 
 Usage:
     python benchmarks/bench_normalize.py            # >= 200,000 annotations
@@ -31,8 +34,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._common import print_table  # noqa: E402
 from playment_datasets.emulator.generator import generate_batch  # noqa: E402
-from playment_datasets.normalize import normalize_result  # noqa: E402
+from playment_datasets.normalize import BatchNormalizer, normalize_result  # noqa: E402
+from playment_datasets.pull import _ROWS_PER_WRITE  # noqa: E402
 
 _LISTS = ("rectangles", "polygons", "lines", "cuboids", "landmarks")
 
@@ -86,18 +91,8 @@ def _time(fn: Any, repeat: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a small run (about 20k rows)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per method (median)")
-    parser.add_argument("--per-job", type=int, default=8,
-                        help="annotations per job (default 8, the generator's default)")
-    args = parser.parse_args(argv)
-
-    target = 20_000 if args.quick else 200_000
-    per_job = args.per_job
-    n_jobs = 1
+def make_jobs(target: int, per_job: int) -> tuple[list[tuple[str, bytes]], int]:
+    """(job id, result bytes) of image and video jobs holding >= ``target`` annotations."""
     jobs: list[tuple[str, bytes]] = []
     n_annotations = 0
     seed = 0
@@ -109,11 +104,29 @@ def main(argv: list[str] | None = None) -> int:
             jobs.append((job.job_id, job.result_bytes or b""))
             n_annotations += job.n_annotations
         seed += 1
-    # drop the generated dict trees: kept alive, every full garbage collection
-    # would walk millions of objects and slow both contenders alike
-    del batch
+        # drop the generated dict trees: kept alive, every full garbage collection
+        # would walk millions of objects and slow both contenders alike
+        del batch
     gc.collect()
+    return jobs, n_annotations
+
+
+def run(quick: bool = False, repeat: int | None = None, per_job: int = 8) -> dict[str, Any]:
+    """Every figure of the normalize section (raises if a row count is wrong)."""
+    repeat = repeat or (1 if quick else 3)
+    target = 20_000 if quick else 200_000
+    jobs, n_annotations = make_jobs(target, per_job)
     records = [{"job_id": jid, "status": "completed"} for jid, _ in jobs]
+
+    def run_batch() -> int:
+        # as pull() uses it: add jobs in order, write a batch every _ROWS_PER_WRITE rows
+        normalizer = BatchNormalizer()
+        rows = 0
+        for (_, raw), rec in zip(jobs, records, strict=True):
+            normalizer.add(raw, rec)
+            if normalizer.rows >= _ROWS_PER_WRITE:
+                rows += normalizer.flush()["annotations"].num_rows
+        return rows + normalizer.flush()["annotations"].num_rows
 
     def run_normalize() -> int:
         rows = 0
@@ -129,37 +142,75 @@ def main(argv: list[str] | None = None) -> int:
             json.loads(raw.decode("utf-8"))
         return 0
 
-    t_norm, rows_norm = _time(run_normalize, args.repeat)
-    t_base, rows_base = _time(run_baseline, args.repeat)
-    t_loads, _ = _time(run_loads, args.repeat)
-    if rows_norm != n_annotations or rows_base != n_annotations:
-        print(f"row counts differ: normalize {rows_norm}, baseline {rows_base}, "
-              f"truth {n_annotations}", file=sys.stderr)
-        return 1
-    report = {
+    t_batch, rows_batch = _time(run_batch, repeat)
+    t_norm, rows_norm = _time(run_normalize, repeat)
+    t_base, rows_base = _time(run_baseline, repeat)
+    t_loads, _ = _time(run_loads, repeat)
+    if not rows_batch == rows_norm == rows_base == n_annotations:
+        raise RuntimeError(f"row counts differ: BatchNormalizer {rows_batch}, normalize_result "
+                           f"{rows_norm}, baseline {rows_base}, truth {n_annotations}")
+    return {
         "jobs": len(jobs),
         "annotations_per_job": per_job,
         "annotations": n_annotations,
-        "repeat": args.repeat,
+        "repeat": repeat,
+        "flush_every_rows": _ROWS_PER_WRITE,
+        "batch_normalizer_seconds": round(t_batch, 4),
         "normalize_seconds": round(t_norm, 4),
         "baseline_seconds": round(t_base, 4),
+        "json_loads_seconds": round(t_loads, 4),
+        "batch_normalizer_annotations_per_s": round(n_annotations / t_batch),
         "normalize_annotations_per_s": round(n_annotations / t_norm),
         "baseline_annotations_per_s": round(n_annotations / t_base),
+        "batch_speedup": round(t_base / t_batch, 2),
         "speedup": round(t_base / t_norm, 2),
+        "json_loads_share_of_batch_normalizer": round(t_loads / t_batch, 3),
         "json_loads_share_of_normalize": round(t_loads / t_norm, 3),
     }
+
+
+def print_tables(report: dict[str, Any]) -> None:
+    """Print the normalize section as a table."""
+    n = report["annotations"]
+    print_table(
+        f"Normalize: {report['jobs']:,} jobs of ~{report['annotations_per_job']} annotations, "
+        f"{n:,} annotations (image + video), median of {report['repeat']} runs", [
+            {"method": f"BatchNormalizer, flush every {report['flush_every_rows']:,} rows "
+                       "(as pull)",
+             "seconds": report["batch_normalizer_seconds"],
+             "annotations/s": report["batch_normalizer_annotations_per_s"],
+             "vs baseline": report["batch_speedup"],
+             "json.loads share": report["json_loads_share_of_batch_normalizer"]},
+            {"method": "normalize_result, one job at a time",
+             "seconds": report["normalize_seconds"],
+             "annotations/s": report["normalize_annotations_per_s"],
+             "vs baseline": report["speedup"],
+             "json.loads share": report["json_loads_share_of_normalize"]},
+            {"method": "baseline: json.loads + json_normalize + explode",
+             "seconds": report["baseline_seconds"],
+             "annotations/s": report["baseline_annotations_per_s"],
+             "vs baseline": 1.0, "json.loads share": None},
+        ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small run (about 20k rows)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="runs per method (median; default 3, 1 with --quick)")
+    parser.add_argument("--per-job", type=int, default=8,
+                        help="annotations per job (default 8, the generator's default)")
+    args = parser.parse_args(argv)
+    try:
+        report = run(args.quick, args.repeat, args.per_job)
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"{report['jobs']:,} jobs of ~{per_job} annotations, {n_annotations:,} "
-              f"annotations (image + video), median of {args.repeat} runs")
-        print(f"{'method':<38}{'seconds':>10}{'annotations/s':>16}")
-        print(f"{'normalize_result (all tables)':<38}{t_norm:>10.3f}"
-              f"{report['normalize_annotations_per_s']:>16,}")
-        print(f"{'json.loads + json_normalize + explode':<38}{t_base:>10.3f}"
-              f"{report['baseline_annotations_per_s']:>16,}")
-        print(f"speed-up: {report['speedup']}x; json.loads is "
-              f"{report['json_loads_share_of_normalize']:.0%} of normalize time")
+        print_tables(report)
     return 0
 
 

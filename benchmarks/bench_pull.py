@@ -1,10 +1,14 @@
 """Benchmark: pull() against the reference script, on the emulator with latency.
 
-Both pull the same batch from the same emulator in one run. The reference script
-(``reference_script.py``) fetches sequentially; its throughput does not depend on
-the batch size, so it runs on the first ``--reference-jobs`` jobs of the batch to keep
-the run short. Also measured: an unchanged re-pull, and the peak RSS of pulls of
-growing batches (memory must stay flat).
+Three sections, each against a baseline measured in the same run:
+
+* fetch: the reference script (sequential) vs pull() at 20 ms and 100 ms of injected
+  latency, with the library's default ``workers`` and with ``workers=64`` at 100 ms.
+  The reference script's throughput does not depend on the batch size, so it runs on
+  a small subset of jobs (30 at 20 ms, 15 at 100 ms) to keep the run short.
+* incremental: an unchanged re-pull vs the first pull, with the result-body bytes the
+  emulator served to each.
+* memory: the peak RSS (VmHWM of the child process) of pulls of growing batches.
 
 Usage:
     python benchmarks/bench_pull.py                 # full run
@@ -12,9 +16,11 @@ Usage:
     python benchmarks/bench_pull.py --json          # figures as JSON
 """
 
+# ruff: noqa: T201  (a command-line script: it reports on stdout)
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import sys
@@ -28,6 +34,12 @@ from benchmarks._common import print_table, reference_script_for, run_child  # n
 from playment_datasets.emulator import Emulator  # noqa: E402
 from playment_datasets.emulator.batch import GeneratedBatch  # noqa: E402
 from playment_datasets.emulator.generator import generate_batch  # noqa: E402
+from playment_datasets.pull import DEFAULT_WORKERS  # noqa: E402
+
+#: Jobs the reference script fetches per latency (its jobs/s does not depend on it).
+REFERENCE_JOBS = {20.0: 30, 100.0: 15}
+#: The extra ``workers`` setting measured at high latency.
+HIGH_LATENCY_WORKERS = 128
 
 REFERENCE_CHILD = """
 import contextlib, io, runpy, time
@@ -49,118 +61,229 @@ _report(seconds=seconds, version=ds.version, jobs=len(ds.jobs),
 """
 
 
-def reference_pull(batch: GeneratedBatch, latency_ms: float) -> tuple[float, int]:
-    """Seconds the reference script takes for ``batch``, and the key leaks it caused."""
+def bytes_only(batch: GeneratedBatch) -> GeneratedBatch:
+    """Keep each job's result as served bytes only; drop the parsed dict tree.
+
+    A generated result costs a few KB per annotation as Python dicts and a few hundred
+    bytes as JSON. The emulator serves ``raw_result`` as the job's result file, so a
+    completed job stays completed; the ground truth stays in ``job.truth``.
+    """
+    for job in batch.jobs:
+        if job.result is not None:
+            job.raw_result = job.result_bytes
+            job.result = None
+    gc.collect()
+    return batch
+
+
+def generate_bytes_only(n_jobs: int, *, seed: int, annotations_per_job: int,
+                        kinds: list[str] | None = None, chunk: int = 2000) -> GeneratedBatch:
+    """A batch of ``n_jobs`` completed jobs, generated in chunks and kept as bytes only."""
+    kinds = kinds or ["image"]
+    jobs = []
+    seen: set[str] = set()
+    project_id = batch_id = None
+    part = 0
+    while len(jobs) < n_jobs:
+        got = generate_batch(min(chunk, n_jobs - len(jobs)), seed=seed * 1000 + part,
+                             kinds=kinds, completed_fraction=1.0, project_id=project_id,
+                             batch_id=batch_id, annotations_per_job=annotations_per_job)
+        project_id, batch_id = got.project_id, got.batch_id
+        bytes_only(got)
+        for job in got.jobs:
+            if job.job_id not in seen:
+                seen.add(job.job_id)
+                job.reference_id = f"{len(jobs) + 1:06d}"
+                jobs.append(job)
+        part += 1
+        del got
+    return GeneratedBatch(str(project_id), str(batch_id), f"Batch {seed}", jobs)
+
+
+def subset(batch: GeneratedBatch, n_jobs: int) -> GeneratedBatch:
+    """The first ``n_jobs`` jobs of ``batch`` as a batch of their own (jobs shared)."""
+    return GeneratedBatch(batch.project_id, batch.batch_id, batch.name, batch.jobs[:n_jobs])
+
+
+def _requests(emu: Emulator) -> int:
+    return sum(emu.stats.requests.values())
+
+
+def reference_pull(batch: GeneratedBatch, latency_ms: float) -> dict[str, Any]:
+    """Run the reference script on ``batch`` in a child; seconds, requests, key leaks."""
     with Emulator(batch, latency_ms=latency_ms) as emu, tempfile.TemporaryDirectory() as tmp:
         Path(tmp, batch.batch_id).mkdir()
         script = Path(tmp, "reference.py")
         script.write_text(reference_script_for(emu.base_url, emu.api_key, batch.project_id,
                                                batch.batch_id), encoding="utf-8")
         seconds = float(run_child(REFERENCE_CHILD, str(script), cwd=tmp)["seconds"])
-        return seconds, emu.stats.leaks
+        return {"seconds": seconds, "requests": _requests(emu), "leaks": emu.stats.leaks}
 
 
 def library_pull(emu: Emulator, registry: str, workers: int) -> dict[str, Any]:
-    return run_child(PULL_CHILD, emu.project_id, emu.batch_id, emu.api_key, emu.base_url,
-                     registry, str(workers))
+    """Run pull() against ``emu`` into ``registry`` in a child process."""
+    got = run_child(PULL_CHILD, emu.project_id, emu.batch_id, emu.api_key, emu.base_url,
+                    registry, str(workers))
+    got["requests"] = _requests(emu)
+    got["body_bytes"] = emu.stats.bytes_served
+    got["leaks"] = emu.stats.leaks
+    return got
 
 
-def bench_fetch(jobs: int, latency_ms: float, runs: int, reference_jobs: int,
-                workers: int) -> dict[str, Any]:
-    batch = generate_batch(jobs, seed=1, kinds=["image"], completed_fraction=1.0)
-    ref_batch = generate_batch(reference_jobs, seed=1, kinds=["image"], completed_fraction=1.0)
-    ref, ref_leaks = [], 0
-    for _ in range(runs):
-        seconds, leaked = reference_pull(ref_batch, latency_ms)
-        ref.append(reference_jobs / seconds)
-        ref_leaks += leaked
+def _efficiency(requests: float, latency_ms: float, workers: int, seconds: float) -> float:
+    """Share of the ideal: (requests x latency / workers) / wall time."""
+    return (requests * latency_ms / 1000 / workers) / seconds
+
+
+def bench_fetch(jobs: int, latency_ms: float, runs: int,
+                reference_jobs: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Fetch rows at one latency, and the incremental (re-pull) row of the default workers."""
+    ref_batch = bytes_only(generate_batch(reference_jobs, seed=1, kinds=["image"],
+                                          completed_fraction=1.0))
+    refs = [reference_pull(ref_batch, latency_ms) for _ in range(runs)]
+    ref_s = statistics.median(r["seconds"] for r in refs)
+    ref_jps = reference_jobs / ref_s
+    rows = [{
+        "latency_ms": latency_ms, "contender": "reference script (sequential)",
+        "workers": 1, "jobs": reference_jobs, "seconds": ref_s, "jobs_per_s": ref_jps,
+        "ratio_vs_reference": 1.0,
+        "concurrency_efficiency": _efficiency(statistics.median(r["requests"] for r in refs),
+                                              latency_ms, 1, ref_s),
+        "key_leaks": sum(r["leaks"] for r in refs),
+    }]
+    settings = [DEFAULT_WORKERS]
+    if latency_ms >= 100 and HIGH_LATENCY_WORKERS != DEFAULT_WORKERS:
+        settings.append(HIGH_LATENCY_WORKERS)
+    batch = bytes_only(generate_batch(jobs, seed=1, kinds=["image"], completed_fraction=1.0))
+    incremental: dict[str, Any] = {}
     with Emulator(batch, latency_ms=latency_ms) as emu:
-        leaks = 0
-        firsts, repulls, first_bytes, repull_bytes = [], [], [], []
-        for _ in range(runs):
-            with tempfile.TemporaryDirectory() as registry:
-                emu.reset_stats()
-                first = library_pull(emu, registry, workers)
-                first_bytes.append(emu.stats.bytes_served)
-                emu.reset_stats()
-                again = library_pull(emu, registry, workers)
-                repull_bytes.append(emu.stats.bytes_served)
-                leaks += emu.stats.leaks
-                firsts.append(first)
-                repulls.append(again)
-    first_s = statistics.median(r["seconds"] for r in firsts)
-    repull_s = statistics.median(r["seconds"] for r in repulls)
-    ref_jps = statistics.median(ref)
-    requests = 3 * jobs + -(-jobs // 100)
-    return {
-        "jobs": jobs, "latency_ms": latency_ms, "workers": workers,
-        "reference_jobs_per_s": ref_jps,
-        "pull_jobs_per_s": jobs / first_s,
-        "speedup": (jobs / first_s) / ref_jps,
-        "pull_seconds": first_s,
-        "repull_seconds": repull_s,
-        "repull_speedup": first_s / repull_s,
-        "first_pull_body_bytes": statistics.median(first_bytes),
-        "repull_body_bytes": statistics.median(repull_bytes),
-        "concurrency_efficiency": (requests * latency_ms / 1000 / workers) / first_s,
-        "key_leaks_to_storage": leaks,
-        "reference_key_leaks_to_storage": ref_leaks,
-    }
+        for workers in settings:
+            firsts, repulls = [], []
+            for _ in range(runs):
+                with tempfile.TemporaryDirectory() as registry:
+                    emu.reset_stats()
+                    firsts.append(library_pull(emu, registry, workers))
+                    if workers == DEFAULT_WORKERS:
+                        emu.reset_stats()
+                        repulls.append(library_pull(emu, registry, workers))
+            first_s = statistics.median(r["seconds"] for r in firsts)
+            label = "default" if workers == DEFAULT_WORKERS else "high-latency setting"
+            rows.append({
+                "latency_ms": latency_ms, "contender": f"pull() workers={workers} ({label})",
+                "workers": workers, "jobs": jobs, "seconds": first_s,
+                "jobs_per_s": jobs / first_s, "ratio_vs_reference": (jobs / first_s) / ref_jps,
+                "concurrency_efficiency": _efficiency(
+                    statistics.median(r["requests"] for r in firsts), latency_ms, workers,
+                    first_s),
+                "key_leaks": sum(r["leaks"] for r in firsts),
+            })
+            if repulls:
+                repull_s = statistics.median(r["seconds"] for r in repulls)
+                incremental = {
+                    "latency_ms": latency_ms, "workers": workers, "jobs": jobs,
+                    "first_pull_seconds": first_s, "repull_seconds": repull_s,
+                    "repull_speedup": first_s / repull_s,
+                    "first_pull_body_bytes": statistics.median(r["body_bytes"] for r in firsts),
+                    "repull_body_bytes": statistics.median(r["body_bytes"] for r in repulls),
+                    "repull_created_version": any(r["version"] != f["version"]
+                                                  for r, f in zip(repulls, firsts, strict=True)),
+                }
+    return rows, incremental
 
 
-def bench_memory(sizes: list[int], annotations_per_job: int, workers: int) -> list[dict[str, Any]]:
+def bench_memory(sizes: list[int], annotations_per_job: int, runs: int) -> dict[str, Any]:
+    """Peak RSS of pulls (latency 0, default workers) of batches of growing size."""
+    full = generate_bytes_only(max(sizes), seed=2, annotations_per_job=annotations_per_job)
     rows = []
-    for n in sizes:
-        batch = generate_batch(n, seed=2, kinds=["image"], completed_fraction=1.0,
-                               annotations_per_job=annotations_per_job)
-        with Emulator(batch) as emu, tempfile.TemporaryDirectory() as registry:
-            got = library_pull(emu, registry, workers)
-        del batch
-        rows.append({"jobs": n, "annotations": got["annotations"],
-                     "seconds": got["seconds"], "peak_rss_mb": got["peak_rss_mb"]})
+    for n in sorted(sizes):
+        batch = subset(full, n)
+        expected = sum(job.n_annotations for job in batch.jobs)
+        got = []
+        with Emulator(batch) as emu:
+            for _ in range(runs):
+                with tempfile.TemporaryDirectory() as registry:
+                    emu.reset_stats()
+                    got.append(library_pull(emu, registry, DEFAULT_WORKERS))
+        for g in got:
+            if g["annotations"] != expected or g["jobs"] != n:
+                raise RuntimeError(f"pull of {n} jobs stored {g['jobs']} jobs and "
+                                   f"{g['annotations']} annotations; expected {expected}")
+        rows.append({"jobs": n, "annotations": expected,
+                     "seconds": statistics.median(g["seconds"] for g in got),
+                     "peak_rss_mb": statistics.median(g["peak_rss_mb"] for g in got)})
+    del full
+    gc.collect()
     base = rows[0]["peak_rss_mb"]
     for row in rows:
         row["rss_vs_smallest"] = row["peak_rss_mb"] / base
-    return rows
+    return {"workers": DEFAULT_WORKERS, "latency_ms": 0.0, "rows": rows,
+            "growth_ratio": rows[-1]["peak_rss_mb"] / base}
+
+
+def run(quick: bool = False, runs: int | None = None, *, fetch: bool = True,
+        memory: bool = True) -> dict[str, Any]:
+    """Every figure of the fetch, incremental and memory sections."""
+    runs = runs or (1 if quick else 3)
+    jobs = 200 if quick else 1000
+    result: dict[str, Any] = {}
+    if fetch:
+        rows: list[dict[str, Any]] = []
+        incremental = []
+        for latency, ref_jobs in REFERENCE_JOBS.items():
+            got, inc = bench_fetch(jobs, latency, runs, ref_jobs)
+            rows += got
+            incremental.append(inc)
+        subsets = ", ".join(f"{n} at {lat:g} ms" for lat, n in REFERENCE_JOBS.items())
+        result["fetch"] = {"runs": runs, "default_workers": DEFAULT_WORKERS, "rows": rows,
+                           "note": f"the reference script runs on a subset of the jobs "
+                                   f"({subsets}); its jobs/s does not depend on the batch size"}
+        result["incremental"] = {"runs": runs, "rows": incremental}
+    if memory:
+        sizes, per_job = ([500, 2000], 20) if quick else ([5000, 20000, 50000], 50)
+        result["memory"] = {"runs": runs, **bench_memory(sizes, per_job, runs)}
+    return result
+
+
+def print_tables(result: dict[str, Any]) -> None:
+    """Print the tables of the sections in ``result``."""
+    if "fetch" in result:
+        fetch = result["fetch"]
+        print_table(f"Fetch: pull() vs the reference script (median of {fetch['runs']} runs; "
+                    f"default workers={fetch['default_workers']})", [
+            {"latency ms": r["latency_ms"], "contender": r["contender"], "jobs": r["jobs"],
+             "seconds": r["seconds"], "jobs/s": r["jobs_per_s"],
+             "vs reference": r["ratio_vs_reference"],
+             "concurrency efficiency": r["concurrency_efficiency"],
+             "key leaks": r["key_leaks"]} for r in fetch["rows"]])
+        print(f"  note: {fetch['note']}")
+    if "incremental" in result:
+        print_table("Incremental: unchanged re-pull vs first pull", [
+            {"latency ms": r["latency_ms"], "workers": r["workers"], "jobs": r["jobs"],
+             "first s": r["first_pull_seconds"], "re-pull s": r["repull_seconds"],
+             "speed-up": r["repull_speedup"], "first body bytes": r["first_pull_body_bytes"],
+             "re-pull body bytes": r["repull_body_bytes"]}
+            for r in result["incremental"]["rows"]])
+    if "memory" in result:
+        mem = result["memory"]
+        print_table(f"Memory: peak RSS of a pull as the batch grows (latency 0, workers="
+                    f"{mem['workers']}; growth largest/smallest {mem['growth_ratio']:.2f}x)", [
+            {"jobs": r["jobs"], "annotations": r["annotations"], "seconds": r["seconds"],
+             "peak RSS MB": r["peak_rss_mb"], "vs smallest": r["rss_vs_smallest"]}
+            for r in mem["rows"]])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--latency-ms", type=float, nargs="+", default=[20.0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--reference-jobs", type=int, default=150)
-    parser.add_argument("--workers", type=int, default=32)
-    parser.add_argument("--memory-jobs", type=int, nargs="*", default=[5000, 20000])
-    parser.add_argument("--annotations-per-job", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="small sizes, one run")
+    parser.add_argument("--runs", type=int, default=None, help="runs per figure (median)")
     parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory section")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.jobs, args.runs, args.reference_jobs = 200, 1, 40
-        args.memory_jobs, args.annotations_per_job = [500, 2000], 20
-    fetch = [bench_fetch(args.jobs, lat, args.runs, args.reference_jobs, args.workers)
-             for lat in args.latency_ms]
-    memory = bench_memory(args.memory_jobs, args.annotations_per_job, args.workers) \
-        if args.memory_jobs else []
-    result = {"fetch": fetch, "memory": memory}
+    result = run(args.quick, args.runs, memory=not args.no_memory)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print_table(f"Fetch: pull() vs the reference script (median of {args.runs} runs)", [
-            {"latency ms": r["latency_ms"], "jobs": r["jobs"],
-             "reference jobs/s": r["reference_jobs_per_s"], "pull jobs/s": r["pull_jobs_per_s"],
-             "speed-up": r["speedup"], "efficiency": r["concurrency_efficiency"],
-             "key leaks (ref / pull)": f"{r['reference_key_leaks_to_storage']} / "
-                                       f"{r['key_leaks_to_storage']}"} for r in fetch])
-        print_table("Incremental: unchanged re-pull vs first pull", [
-            {"latency ms": r["latency_ms"], "first s": r["pull_seconds"],
-             "re-pull s": r["repull_seconds"], "speed-up": r["repull_speedup"],
-             "first body bytes": r["first_pull_body_bytes"],
-             "re-pull body bytes": r["repull_body_bytes"]} for r in fetch])
-        print_table("Memory: peak RSS of a pull as the batch grows", [
-            {"jobs": r["jobs"], "annotations": r["annotations"], "seconds": r["seconds"],
-             "peak RSS MB": r["peak_rss_mb"], "vs smallest": r["rss_vs_smallest"]} for r in memory])
+        print_tables(result)
     return result
 
 

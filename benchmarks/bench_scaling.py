@@ -1,0 +1,89 @@
+"""Benchmark: pull() throughput as ``workers`` grows, at 50 ms of injected latency.
+
+Each job costs three requests (job record, attachment redirect, signed storage URL), so
+with ``workers`` requests in flight the network allows at most
+``workers / (3 x latency)`` jobs/s. Next to each measured figure that bound is printed:
+where the measured jobs/s stops following it, the machine (CPU, the emulator in this
+same process), not the network, is the limit.
+
+Usage:
+    python benchmarks/bench_scaling.py            # workers 1, 4, 16, 32, 64, 128
+    python benchmarks/bench_scaling.py --quick    # workers 1, 16, 64, fewer jobs
+    python benchmarks/bench_scaling.py --json     # figures as JSON
+"""
+
+# ruff: noqa: T201  (a command-line script: it reports on stdout)
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import print_table  # noqa: E402
+from benchmarks.bench_pull import generate_bytes_only, library_pull, subset  # noqa: E402
+from playment_datasets.emulator import Emulator  # noqa: E402
+
+LATENCY_MS = 50.0
+REQUESTS_PER_JOB = 3
+
+
+def plan(quick: bool) -> list[tuple[int, int]]:
+    """(workers, jobs) per point: enough jobs for a few seconds at the bound, capped."""
+    if quick:
+        return [(w, min(200, 10 * w)) for w in (1, 16, 64)]
+    return [(w, min(1000, 60 * w)) for w in (1, 4, 16, 32, 64, 128)]
+
+
+def run(quick: bool = False, runs: int | None = None) -> dict[str, Any]:
+    """Every figure of the scaling section."""
+    runs = runs or (1 if quick else 3)
+    points = plan(quick)
+    full = generate_bytes_only(max(n for _, n in points), seed=3, annotations_per_job=8)
+    rows = []
+    for workers, n in points:
+        with Emulator(subset(full, n), latency_ms=LATENCY_MS) as emu:
+            got = []
+            for _ in range(runs):
+                with tempfile.TemporaryDirectory() as registry:
+                    emu.reset_stats()
+                    got.append(library_pull(emu, registry, workers))
+        seconds = statistics.median(g["seconds"] for g in got)
+        bound = workers / (REQUESTS_PER_JOB * LATENCY_MS / 1000)
+        rows.append({"workers": workers, "jobs": n, "seconds": seconds,
+                     "jobs_per_s": n / seconds, "latency_bound_jobs_per_s": bound,
+                     "share_of_bound": (n / seconds) / bound})
+    return {"latency_ms": LATENCY_MS, "runs": runs, "rows": rows}
+
+
+def print_tables(report: dict[str, Any]) -> None:
+    """Print the scaling section as a table."""
+    print_table(
+        f"Scaling: pull() jobs/s by workers at {report['latency_ms']:g} ms latency (median of "
+        f"{report['runs']} runs; bound = workers / (3 x latency))", [
+            {"workers": r["workers"], "jobs": r["jobs"], "seconds": r["seconds"],
+             "jobs/s": r["jobs_per_s"], "latency-bound jobs/s": r["latency_bound_jobs_per_s"],
+             "share of bound": r["share_of_bound"]} for r in report["rows"]])
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="three points, fewer jobs")
+    parser.add_argument("--runs", type=int, default=None, help="runs per point (median)")
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+    args = parser.parse_args(argv)
+    report = run(args.quick, args.runs)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_tables(report)
+    return report
+
+
+if __name__ == "__main__":
+    main()

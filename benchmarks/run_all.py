@@ -1,0 +1,138 @@
+"""Run every benchmark and print one combined table of figures and ratios.
+
+Sections (each also runs alone as ``python benchmarks/bench_<name>.py``):
+
+1. fetch — the reference script vs pull() at 20 ms and 100 ms latency (bench_pull);
+2. incremental — an unchanged re-pull vs the first pull (bench_pull);
+3. normalize — annotations/s vs json.loads + pandas.json_normalize (bench_normalize);
+4. memory — peak RSS of pulls of growing batches (bench_pull);
+5. load — pds.load() + ds.annotations vs reading per-job JSON files (bench_load);
+6. scaling — pull() jobs/s as workers grows at 50 ms latency (bench_scaling).
+
+Every figure is a median of 3 runs (1 with ``--quick``); every ratio is against a
+baseline measured in the same run. The machines are shared: compare ratios, not
+absolute figures, across runs.
+
+Usage:
+    python benchmarks/run_all.py             # full run (many minutes)
+    python benchmarks/run_all.py --quick     # small sizes, one run each
+    python benchmarks/run_all.py --json      # one JSON document with every figure
+"""
+
+# ruff: noqa: T201  (a command-line script: it reports on stdout)
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import bench_load, bench_normalize, bench_pull, bench_scaling  # noqa: E402
+from benchmarks._common import print_table  # noqa: E402
+
+
+def run(quick: bool = False, runs: int | None = None) -> dict[str, Any]:
+    """Every section's figures, plus the combined summary rows."""
+    started = time.perf_counter()
+    result: dict[str, Any] = {"quick": quick, "runs": runs or (1 if quick else 3),
+                              "machine": {"cpus": os.cpu_count(),
+                                          "python": platform.python_version()}}
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        t0 = time.perf_counter()
+        got = fn()
+        seconds[name] = time.perf_counter() - t0
+        return got
+
+    pulled = timed("fetch+incremental", lambda: bench_pull.run(quick, runs, memory=False))
+    result["fetch"], result["incremental"] = pulled["fetch"], pulled["incremental"]
+    result["normalize"] = timed("normalize", lambda: bench_normalize.run(quick, runs))
+    result["memory"] = timed("memory", lambda: bench_pull.run(quick, runs, fetch=False))["memory"]
+    result["load"] = timed("load", lambda: bench_load.run(quick, runs))
+    result["scaling"] = timed("scaling", lambda: bench_scaling.run(quick, runs))
+    result["summary"] = summary(result)
+    result["section_seconds"] = seconds
+    result["total_seconds"] = time.perf_counter() - started
+    return result
+
+
+def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per headline figure: section, figure, value, baseline, ratio."""
+    rows: list[dict[str, Any]] = []
+
+    def add(section: str, figure: str, value: float, baseline: float | None = None,
+            ratio: float | None = None) -> None:
+        rows.append({"section": section, "figure": figure, "value": value,
+                     "baseline": baseline, "ratio": ratio})
+
+    for r in result["fetch"]["rows"]:
+        if r["contender"].startswith("reference"):
+            ref = r["jobs_per_s"]
+            add("fetch", f"reference jobs/s @{r['latency_ms']:g} ms ({r['jobs']} jobs)", ref)
+        else:
+            add("fetch", f"pull jobs/s @{r['latency_ms']:g} ms workers={r['workers']}",
+                r["jobs_per_s"], ref, r["ratio_vs_reference"])
+            add("fetch", f"concurrency efficiency @{r['latency_ms']:g} ms "
+                         f"workers={r['workers']}", r["concurrency_efficiency"])
+    for r in result["incremental"]["rows"]:
+        add("incremental", f"re-pull s @{r['latency_ms']:g} ms (baseline: first pull)",
+            r["repull_seconds"], r["first_pull_seconds"], r["repull_speedup"])
+        add("incremental", f"re-pull body bytes @{r['latency_ms']:g} ms (baseline: first)",
+            r["repull_body_bytes"], r["first_pull_body_bytes"])
+    n = result["normalize"]
+    add("normalize", "BatchNormalizer annotations/s", n["batch_normalizer_annotations_per_s"],
+        n["baseline_annotations_per_s"], n["batch_speedup"])
+    add("normalize", "normalize_result annotations/s", n["normalize_annotations_per_s"],
+        n["baseline_annotations_per_s"], n["speedup"])
+    add("normalize", "json.loads share of BatchNormalizer time",
+        n["json_loads_share_of_batch_normalizer"])
+    mem = result["memory"]
+    for r in mem["rows"]:
+        add("memory", f"peak RSS MB, {r['jobs']:,} jobs", r["peak_rss_mb"],
+            mem["rows"][0]["peak_rss_mb"], r["rss_vs_smallest"])
+    add("memory", "growth largest/smallest", mem["growth_ratio"])
+    ld = result["load"]
+    add("load", f"load + annotations s, {ld['annotations']:,} annotations", ld["load_seconds"],
+        ld["baseline_seconds"], ld["speedup"])
+    add("load", "load under 1 s (1 = yes)", 1.0 if ld["load_under_1s"] else 0.0)
+    for r in result["scaling"]["rows"]:
+        add("scaling", f"jobs/s workers={r['workers']} (baseline: latency bound)",
+            r["jobs_per_s"], r["latency_bound_jobs_per_s"], r["share_of_bound"])
+    return rows
+
+
+def print_all(result: dict[str, Any]) -> None:
+    """Print every section's table, then the combined table."""
+    bench_pull.print_tables({"fetch": result["fetch"], "incremental": result["incremental"]})
+    bench_normalize.print_tables(result["normalize"])
+    bench_pull.print_tables({"memory": result["memory"]})
+    bench_load.print_tables(result["load"])
+    bench_scaling.print_tables(result["scaling"])
+    print_table(f"All benchmarks ({'quick, ' if result['quick'] else ''}median of "
+                f"{result['runs']} run(s); ratio = value / baseline, or baseline / value for "
+                f"times; {result['total_seconds']:.0f} s in all)", result["summary"])
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
+    parser.add_argument("--runs", type=int, default=None, help="runs per figure (median)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document only")
+    args = parser.parse_args(argv)
+    result = run(args.quick, args.runs)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_all(result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
