@@ -23,10 +23,12 @@ Example:
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -295,20 +297,27 @@ Rows = dict[str, list[tuple[Any, ...]]]
 
 
 class _JobRows:
-    """The rows of one normalized job, and how to replace them by an error row."""
+    """The rows of one normalized job, and how to replace them by an error row.
 
-    __slots__ = ("rows", "_parsed", "_job", "_job_id", "_kind", "_sha", "_strict")
+    It keeps the raw bytes, not the parsed document: thousands of jobs wait here for
+    the next flush, and keeping their parsed trees alive made every garbage
+    collection walk them (measured: the normalizer ran twice as long).
+    """
 
-    def __init__(self, rows: Rows, parsed: Any = None, job: Mapping[str, Any] | None = None,
+    __slots__ = ("rows", "_raw", "_job", "_job_id", "_kind", "_sha", "_strict")
+
+    def __init__(self, rows: Rows, raw: Any = None, job: Mapping[str, Any] | None = None,
                  job_id: str | None = None, kind: str = "unknown", sha: str | None = None,
                  strict: bool = False) -> None:
         self.rows = rows
-        self._parsed, self._job, self._job_id = parsed, job, job_id
+        self._raw, self._job, self._job_id = raw, job, job_id
         self._kind, self._sha, self._strict = kind, sha, strict
 
     def as_bad_string(self) -> Rows:
         """The job's rows when one of its strings cannot be stored (a lone surrogate)."""
-        failure = Bad(_bad_string_path(self._parsed),
+        raw = self._raw
+        parsed = _parse(raw) if isinstance(raw, (bytes, bytearray, memoryview, str)) else raw
+        failure = Bad(_bad_string_path(parsed),
                       "expected valid Unicode text, got a lone surrogate escape", "invalid_string")
         return _failed(failure, self._job or {}, self._job_id, self._kind, self._sha,
                        self._strict)
@@ -360,7 +369,7 @@ def _normalize_rows(raw: bytes | str | Mapping[str, Any] | None, job: Mapping[st
                 extra["$outer"] = outer
             row = _jobs_row(job, job_id, kind, image_url, sha,
                             encode(extra, path) if extra else None)
-            return _JobRows(job_rows(out, row, None), parsed, job, job_id, kind, sha, strict)
+            return _JobRows(job_rows(out, row, None), raw, job, job_id, kind, sha, strict)
         except RecursionError:
             raise Bad("$", "expected a reasonably nested document, got nesting too deep",
                       "too_deep") from None
@@ -376,6 +385,24 @@ def _normalize_rows(raw: bytes | str | Mapping[str, Any] | None, job: Mapping[st
                  None, None, sha)
         logger.debug("result of job %s not normalized: %s", job_id, error[3])
         return _JobRows(job_rows(None, _jobs_row(job, job_id, kind, None, sha, None), error))
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while one result is read.
+
+    Reading a result allocates many small, acyclic objects (the parsed JSON, the row
+    tuples) that reference counting frees; the collector only walks them, and the
+    interpreter's other objects, again and again — about a third of the normalizer's
+    time (benchmarks/bench_normalize.py). A pause lasts one job, or one flush.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class BatchNormalizer:
@@ -403,7 +430,8 @@ class BatchNormalizer:
     def add(self, raw: bytes | str | Mapping[str, Any] | None,
             job: Mapping[str, Any] | None = None) -> None:
         """Normalize one job's result; see :func:`normalize_result` for the arguments."""
-        got = _normalize_rows(raw, job or {}, self.strict)
+        with _gc_paused():
+            got = _normalize_rows(raw, job or {}, self.strict)
         self._jobs.append(got)
         self.rows += sum(len(rows) for rows in got.rows.values())
 
@@ -421,7 +449,8 @@ class BatchNormalizer:
         """Tables of every job added since the last flush (one per table name)."""
         jobs, self._jobs, self.rows = self._jobs, [], 0
         try:
-            return build_tables([job.rows for job in jobs])
+            with _gc_paused():  # the column tuples are large, acyclic and short-lived
+                return build_tables([job.rows for job in jobs])
         except UnicodeEncodeError:
             pass  # rare: find the job whose strings cannot be stored, keep the others
         rowsets = []
