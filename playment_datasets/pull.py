@@ -39,6 +39,7 @@ from playment_datasets.dataset import Dataset
 from playment_datasets.errors import (
     APIError,
     AuthenticationError,
+    ConfigurationError,
     InvalidIdError,
     PermissionDeniedError,
     PlaymentDatasetsError,
@@ -150,12 +151,12 @@ def pull(
     validate_id(project_id, "project id")
     validate_id(batch_id, "batch id")
     if workers < 1:
-        raise PlaymentDatasetsError(f"workers must be at least 1; got {workers}")
+        raise ConfigurationError(f"workers must be a whole number >= 1; got {workers!r}")
     reg = registry if isinstance(registry, Registry) else Registry(registry)
     if shard is not None:
         shard = check_shard(shard)
         if reg._pull_target() is not reg:
-            raise PlaymentDatasetsError(
+            raise ConfigurationError(
                 "sharded pulls stage into a registry directory every worker shares; got a "
                 f"remote registry {reg!r}. Pull the shards into a shared local or network "
                 "path, commit_shards() there, then publish() the version."

@@ -70,7 +70,7 @@ def _reject_constant(name: str) -> Any:
     raise Bad("$", f"expected finite numbers, got the literal {name}", "non_finite_number")
 
 
-def _parse(raw: bytes | str) -> Any:
+def _parse(raw: bytes | bytearray | memoryview | str) -> Any:
     """Decode and parse result bytes, turning every failure into :class:`Bad`."""
     if isinstance(raw, str):
         text = raw
