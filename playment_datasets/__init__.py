@@ -34,13 +34,14 @@ from playment_datasets.client import FetchedResult, PlaymentClient, RetryPolicy,
 from playment_datasets.dataset import Dataset, load  # noqa: E402
 from playment_datasets.diff import DatasetDiff  # noqa: E402
 from playment_datasets.ids import validate_id  # noqa: E402
-from playment_datasets.normalize import normalize_result, to_pixels  # noqa: E402
+from playment_datasets.normalize import BatchNormalizer, normalize_result, to_pixels  # noqa: E402
 from playment_datasets.pull import pull  # noqa: E402
 from playment_datasets.registry import CommitResult, Registry  # noqa: E402
 from playment_datasets.remote import RemoteDataset, RemoteRegistry  # noqa: E402
 
 __all__ = [
     "APIError",
+    "BatchNormalizer",
     "CommitResult",
     "Dataset",
     "DatasetDiff",
