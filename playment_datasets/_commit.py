@@ -23,7 +23,8 @@ import logging
 import os
 import re
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -76,14 +77,15 @@ def _utc_now() -> str:
 
 
 def _write_job_meta(
-    path: Path, jobs: Mapping[str, Any], meta: Mapping[str, Mapping[str, Any]]
+    path: Path, jobs: Mapping[str, Any], meta_of: Callable[[str], Mapping[str, Any] | None]
 ) -> int:
     rows = 0
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
         for job_id in sorted(jobs):
-            if job_id in meta:
+            meta = meta_of(job_id)
+            if meta:
                 line = json.dumps(
-                    {"job_id": job_id, "job": meta[job_id]}, ensure_ascii=False, default=str
+                    {"job_id": job_id, "job": meta}, ensure_ascii=False, default=str
                 )
                 gz.write(line.encode("utf-8") + b"\n")
                 rows += 1
@@ -122,12 +124,22 @@ def prepare_files(
     job_meta: Mapping[str, Mapping[str, Any]] | None,
 ) -> dict[str, dict[str, Any]]:
     """Write the job metadata file and hash every file of the staged tables directory."""
-    meta: dict[str, Mapping[str, Any]] = {
-        job_id: entry.job for job_id, entry in staging.journal().items() if entry.job
-    }
-    meta.update(job_meta or {})
+    offsets = staging.journal_offsets()  # records are read one at a time: flat memory
+    given = job_meta or {}
     tables = staging.tables_path
-    meta_rows = _write_job_meta(tables / JOB_META_FILE, jobs, meta)
+    with ExitStack() as stack:
+        journal = stack.enter_context(open(staging.journal_path, "rb")) if offsets else None
+
+        def meta_of(job_id: str) -> Mapping[str, Any] | None:
+            if job_id in given:
+                return given[job_id]
+            offset = offsets.get(job_id)
+            if offset is None or journal is None:
+                return None
+            journal.seek(offset)
+            return json.loads(journal.readline()).get("job") or None
+
+        meta_rows = _write_job_meta(tables / JOB_META_FILE, jobs, meta_of)
     files: dict[str, dict[str, Any]] = {}
     for name in TABLE_NAMES:
         p = tables / f"{name}.parquet"

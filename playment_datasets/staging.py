@@ -323,6 +323,27 @@ class Staging:
                 logger.warning("skipping unreadable line %d of %s", n, self.journal_path)
         return entries
 
+    def journal_offsets(self) -> dict[str, int]:
+        """Job id → byte offset of its latest readable journal line.
+
+        Unlike :meth:`journal` this keeps no parsed records, so a commit of a very
+        large batch reads its journal in constant memory per job.
+        """
+        offsets: dict[str, int] = {}
+        try:
+            f = open(self.journal_path, "rb")
+        except FileNotFoundError:
+            return offsets
+        with f:
+            offset = 0
+            for line in f:
+                try:
+                    offsets[json.loads(line)["job_id"]] = offset
+                except (ValueError, KeyError, TypeError):
+                    pass  # a torn or blank line: see journal()
+                offset += len(line)
+        return offsets
+
     def record(
         self,
         job_id: str,
