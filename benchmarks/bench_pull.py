@@ -282,8 +282,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=None, help="runs per figure (median)")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory section")
+    parser.add_argument("--memory-only", action="store_true", help="only the memory section")
     args = parser.parse_args(argv)
-    result = run(args.quick, args.runs, memory=not args.no_memory)
+    result = run(args.quick, args.runs, fetch=not args.memory_only, memory=not args.no_memory)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
