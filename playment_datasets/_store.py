@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import json
 import logging
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,13 +94,20 @@ def _open_tmp(directory: Path) -> tuple[int, Path]:
             continue
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably (tmp + fsync + rename + dir fsync)."""
+def atomic_write_bytes(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Write ``data`` (bytes, or chunks of bytes) to ``path`` atomically and durably.
+
+    tmp file + fsync + rename + directory fsync.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _open_tmp(path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                f.write(data)
+            else:
+                for chunk in data:
+                    f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -114,8 +122,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted UTF-8 JSON atomically."""
-    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    atomic_write_bytes(path, text.encode("utf-8"))
+    # Streamed in chunks: a manifest of a 50,000-job batch is tens of MB as one string.
+    encoder = json.JSONEncoder(indent=2, sort_keys=True, ensure_ascii=False)
+    chunks = (chunk.encode("utf-8") for chunk in encoder.iterencode(obj))
+    atomic_write_bytes(path, itertools.chain(chunks, [b"\n"]))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
