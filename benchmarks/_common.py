@@ -92,3 +92,27 @@ def reference_script_for(base_url: str, api_key: str, project_id: str, batch_id:
             .replace('project_id = ""', f"project_id = {project_id!r}")
             .replace('batch_id = ""', f"batch_id = {batch_id!r}"))
 
+
+def section_main(
+    argv: list[str] | None,
+    description: str,
+    run: Callable[[bool, int | None], dict[str, Any]],
+    print_tables: Callable[[dict[str, Any]], None],
+    *,
+    quick_help: str,
+) -> dict[str, Any]:
+    """The command line of one benchmark section: --quick, --runs, --json."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--runs", type=int, default=None, help="runs per figure (median)")
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+    args = parser.parse_args(argv)
+    report = run(args.quick, args.runs)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_tables(report)
+    return report
+

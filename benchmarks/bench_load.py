@@ -20,7 +20,6 @@ Usage:
 # ruff: noqa: T201  (a command-line script: it reports on stdout)
 from __future__ import annotations
 
-import argparse
 import gc
 import hashlib
 import json
@@ -32,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import print_table, run_child  # noqa: E402
+from benchmarks._common import print_table, run_child, section_main  # noqa: E402
 from playment_datasets.emulator.generator import generate_batch  # noqa: E402
 from playment_datasets.normalize import BatchNormalizer  # noqa: E402
 from playment_datasets.pull import _ROWS_PER_WRITE  # noqa: E402
@@ -164,17 +163,8 @@ def print_tables(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100,000 annotations, one run")
-    parser.add_argument("--runs", type=int, default=None, help="runs per reader (median)")
-    parser.add_argument("--json", action="store_true", help="print JSON only")
-    args = parser.parse_args(argv)
-    report = run(args.quick, args.runs)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_tables(report)
-    return report
+    return section_main(argv, __doc__.splitlines()[0], run, print_tables,
+                        quick_help="100,000 annotations, one run")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,6 @@ Usage:
 # ruff: noqa: T201  (a command-line script: it reports on stdout)
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -25,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import print_table, section_main  # noqa: E402
 from benchmarks.bench_pull import generate_bytes_only, library_pull, subset  # noqa: E402
 from playment_datasets.emulator import Emulator  # noqa: E402
 
@@ -72,17 +70,8 @@ def print_tables(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="three points, fewer jobs")
-    parser.add_argument("--runs", type=int, default=None, help="runs per point (median)")
-    parser.add_argument("--json", action="store_true", help="print JSON only")
-    args = parser.parse_args(argv)
-    report = run(args.quick, args.runs)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_tables(report)
-    return report
+    return section_main(argv, __doc__.splitlines()[0], run, print_tables,
+                        quick_help="three points, fewer jobs")
 
 
 if __name__ == "__main__":

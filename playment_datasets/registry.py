@@ -64,6 +64,18 @@ _VERSION_RE = re.compile(r"v?(\d{1,9})")
 _TAG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,127}")
 
 
+def check_index(index: Any, where: object) -> dict[str, Any]:
+    """A parsed registry.json, checked to be of the format this library reads."""
+    if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
+        got = index.get("format") if isinstance(index, dict) else type(index).__name__
+        raise RegistryError(
+            f"registry index {where} has format {got!r}; this library reads format "
+            f"{INDEX_FORMAT}. Upgrade playment_datasets or point it at another registry."
+        )
+    index.setdefault("batches", {})
+    return index
+
+
 def default_registry_path() -> Path:
     """The registry root: ``$PLAYMENT_DATASETS_HOME``, else the per-user data directory.
 
@@ -182,15 +194,7 @@ class Registry:
     def _read_index(self) -> dict[str, Any]:
         if not self.index_path.exists():
             return {"format": INDEX_FORMAT, "batches": {}}
-        index = read_json(self.index_path, "registry index")
-        if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
-            got = index.get("format") if isinstance(index, dict) else type(index).__name__
-            raise RegistryError(
-                f"registry index {self.index_path} has format {got!r}; this library reads format "
-                f"{INDEX_FORMAT}. Upgrade playment_datasets or point it at another registry."
-            )
-        index.setdefault("batches", {})
-        return index
+        return check_index(read_json(self.index_path, "registry index"), self.index_path)
 
     def _write_index(self, index: dict[str, Any]) -> None:
         atomic_write_json(self.index_path, index)

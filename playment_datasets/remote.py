@@ -64,6 +64,7 @@ from playment_datasets.registry import (
     INDEX_FORMAT,
     Registry,
     _is_remote_url,
+    check_index,
     default_registry_path,
 )
 from playment_datasets.staging import Staging, content_id_of
@@ -386,14 +387,7 @@ class RemoteRegistry(Registry):
                 f"registry index {self._location('registry.json')} is not valid JSON ({exc}); "
                 "expected a file written by playment_datasets. Run verify()."
             ) from None
-        if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
-            got = index.get("format") if isinstance(index, dict) else type(index).__name__
-            raise RegistryError(
-                f"registry index {self._location('registry.json')} has format {got!r}; this "
-                f"library reads format {INDEX_FORMAT}. Upgrade playment_datasets."
-            )
-        index.setdefault("batches", {})
-        return index
+        return check_index(index, self._location("registry.json"))
 
     def _read_index_tagged(self) -> tuple[dict[str, Any], str | None]:
         got = self._writes.read(self._key("registry.json"))
