@@ -283,13 +283,17 @@ class Registry:
         """
         validate_id(project_id, "project id")
         validate_id(batch_id, "batch id")
+        self._check_owner(project_id, batch_id)
+        return Staging(self, project_id, batch_id)
+
+    def _check_owner(self, project_id: str, batch_id: str) -> None:
+        """A batch id belongs to one project: refuse to stage it under another."""
         entry = self._read_index()["batches"].get(batch_id)
         if entry is not None and entry.get("versions") and entry["project_id"] != project_id:
             raise RegistryError(
                 f"batch {batch_id!r} is registered under project {entry['project_id']!r}, not "
                 f"{project_id!r}; batch ids are unique across projects. Check the project id."
             )
-        return Staging(self, project_id, batch_id)
 
     def open_shard_staging(
         self, project_id: str, batch_id: str, index: int, count: int
@@ -301,12 +305,7 @@ class Registry:
         check_shard((index, count))
         validate_id(project_id, "project id")
         validate_id(batch_id, "batch id")
-        entry = self._read_index()["batches"].get(batch_id)
-        if entry is not None and entry.get("versions") and entry["project_id"] != project_id:
-            raise RegistryError(
-                f"batch {batch_id!r} is registered under project {entry['project_id']!r}, not "
-                f"{project_id!r}; batch ids are unique across projects. Check the project id."
-            )
+        self._check_owner(project_id, batch_id)
         return ShardStaging(self, project_id, batch_id, index, count)
 
     def commit_shards(self, project_id: str, batch_id: str, count: int) -> Dataset:

@@ -156,19 +156,9 @@ class ShardStaging(Staging):
             self.batch_id,
             len(jobs_v),
         )
+        # Not marked committed: Staging.close then keeps the area, whose result/ stays
+        # for commit_shards().
         return CommitResult(0, True, self.result_path, cid)
-
-    def close(self) -> None:
-        """Release the lock; a finished shard's ``result/`` stays for :func:`commit_shards`."""
-        if not self._lock.held:
-            return
-        try:
-            self._close_journal()
-            if self._writer is not None:
-                self._writer.abort()
-                self._writer = None
-        finally:
-            self._lock.release()
 
 
 def _merge_stats(pulls: list[Mapping[str, Any]]) -> dict[str, Any]:
