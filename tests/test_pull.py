@@ -236,6 +236,7 @@ def spawn_pull(emu: Emulator, root: Path) -> subprocess.Popen[bytes]:
     )
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_point_then_rerun_gives_the_same_content(tmp_path: Path) -> None:
     with Emulator(jobs=80, seed=13, latency_ms=4) as emu:
         reference = do_pull(emu, tmp_path / "reference").manifest["content_id"]

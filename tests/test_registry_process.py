@@ -79,6 +79,7 @@ def test_concurrent_commits_lose_no_update(tmp_path: Path) -> None:
     assert reg.verify().ok
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 @pytest.mark.parametrize("step", ["before-rename", "after-rename", "after-index"])
 def test_sigkill_during_commit_leaves_a_valid_registry(tmp_path: Path, step: str) -> None:

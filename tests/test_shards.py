@@ -57,6 +57,7 @@ def single_pull(emu: Emulator, root: Path):
     )
 
 
+@pytest.mark.slow
 def test_dask_workers_pull_shards_and_one_commit_equals_a_single_pull(emu, tmp_path) -> None:
     distributed = pytest.importorskip("distributed")
     shared = tmp_path / "shared"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from reliability_helpers import check_visible_versions, child_env, spawn
 
 import playment_datasets as pds
@@ -57,6 +58,7 @@ print(json.dumps(seen))
 """
 
 
+@pytest.mark.slow
 def test_two_pullers_and_a_reader_never_see_or_leave_anything_partial(tmp_path: Path) -> None:
     first = generate_batch(120, seed=31, project_id="proj-rel", batch_id="batch-a")
     second = generate_batch(120, seed=32, project_id="proj-rel", batch_id="batch-b")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from reliability_helpers import check_visible_versions, child_env, do_pull
 
 from playment_datasets.emulator import Emulator, generate_batch
@@ -61,6 +62,7 @@ def _run_until(emu: Emulator, root: Path, log: Path, trigger: Callable[[], bool]
     return returncode, seen
 
 
+@pytest.mark.slow
 def test_sigkill_at_seeded_points_of_every_stage(tmp_path: Path) -> None:
     rng = random.Random(20240611)
     batch = generate_batch(300, seed=9)
