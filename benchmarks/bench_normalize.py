@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import print_table  # noqa: E402
 from playment_datasets.emulator.generator import generate_batch  # noqa: E402
 from playment_datasets.normalize import BatchNormalizer, normalize_result  # noqa: E402
-from playment_datasets.pull import _ROWS_PER_WRITE  # noqa: E402
+from playment_datasets.pull.orchestrate import _ROWS_PER_WRITE  # noqa: E402
 
 _LISTS = ("rectangles", "polygons", "lines", "cuboids", "landmarks")
 

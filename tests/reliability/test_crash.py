@@ -15,8 +15,8 @@ from pathlib import Path
 from reliability_helpers import check_visible_versions, child_env, do_pull
 
 from playment_datasets.emulator import Emulator, generate_batch
-from playment_datasets.registry import Registry
-from playment_datasets.staging import CRASH_ENV
+from playment_datasets.registry.registry import Registry
+from playment_datasets.registry.staging import CRASH_ENV
 
 # With REL_KILL_AFTER_TABLE=k the child kills itself once k table files are flushed while
 # the tables are being written (the others are open or not yet created).

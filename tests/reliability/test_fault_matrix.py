@@ -17,7 +17,7 @@ import pytest
 from reliability_helpers import FAST_RETRY, SHORT_TIMEOUTS, do_pull
 
 from playment_datasets.emulator import Emulator, generate_batch
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
 
 API_KEY = "rel-key-7d1c0e55f2a94b0b"
 
