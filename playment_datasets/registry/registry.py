@@ -29,13 +29,13 @@ import logging
 import os
 import re
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import pandas as pd
+import platformdirs
 
 from playment_datasets.api.ids import validate_id
 from playment_datasets.dataset.dataset import Dataset
@@ -99,14 +99,8 @@ def default_registry_path() -> Path:
     env = os.environ.get(HOME_ENV)
     if env:
         return Path(env).expanduser()
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "playment-datasets"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "playment-datasets"
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base_path = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base_path / "playment-datasets"
+    # appauthor=False: no vendor level on Windows (%LOCALAPPDATA%\playment-datasets).
+    return platformdirs.user_data_path("playment-datasets", appauthor=False)
 
 
 def _is_remote_url(value: str) -> bool:
