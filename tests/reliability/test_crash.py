@@ -23,7 +23,7 @@ from playment_datasets.registry.staging import CRASH_ENV
 CHILD = """
 import os, signal, sys
 import playment_datasets as pds
-from playment_datasets import staging
+from playment_datasets.registry import staging
 
 after = int(os.environ.get("REL_KILL_AFTER_TABLE", "0"))
 if after:
