@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import print_table, run_child, runs_for, section_main  # noqa: E402
 from playment_datasets.emulator.generator import generate_batch  # noqa: E402
 from playment_datasets.normalize import BatchNormalizer  # noqa: E402
-from playment_datasets.pull import _ROWS_PER_WRITE  # noqa: E402
-from playment_datasets.registry import Registry  # noqa: E402
+from playment_datasets.pull.orchestrate import _ROWS_PER_WRITE  # noqa: E402
+from playment_datasets.registry.registry import Registry  # noqa: E402
 
 ANNOTATIONS_PER_JOB = 50
 

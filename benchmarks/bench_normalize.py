@@ -43,7 +43,7 @@ from benchmarks._common import (  # noqa: E402
 )
 from playment_datasets.emulator.generator import generate_batch  # noqa: E402
 from playment_datasets.normalize import BatchNormalizer, normalize_result  # noqa: E402
-from playment_datasets.pull import _ROWS_PER_WRITE  # noqa: E402
+from playment_datasets.pull.orchestrate import _ROWS_PER_WRITE  # noqa: E402
 
 _LISTS = ("rectangles", "polygons", "lines", "cuboids", "landmarks")
 

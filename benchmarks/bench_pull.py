@@ -41,7 +41,7 @@ from benchmarks._common import (  # noqa: E402
 from playment_datasets.emulator import Emulator  # noqa: E402
 from playment_datasets.emulator.batch import GeneratedBatch  # noqa: E402
 from playment_datasets.emulator.generator import generate_batch  # noqa: E402
-from playment_datasets.pull import DEFAULT_WORKERS  # noqa: E402
+from playment_datasets.pull.orchestrate import DEFAULT_WORKERS  # noqa: E402
 
 #: Jobs the reference script fetches per latency (its jobs/s does not depend on it).
 REFERENCE_JOBS = {20.0: 30, 100.0: 15}

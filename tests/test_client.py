@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from playment_datasets.client import FetchedResult, PlaymentClient, RetryPolicy, Timeouts
+from playment_datasets.api.client import FetchedResult, PlaymentClient, RetryPolicy, Timeouts
 from playment_datasets.emulator import Emulator
 from playment_datasets.errors import (
     AuthenticationError,

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 import playment_datasets as pds
-from playment_datasets.client import RetryPolicy
+from playment_datasets.api.client import RetryPolicy
 from playment_datasets.emulator import Emulator
 from playment_datasets.errors import AuthenticationError, PullError
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
 
 
 def do_pull(emu: Emulator, registry: Path | Registry, **options):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from playment_datasets.registry import Registry
-from playment_datasets.staging import CRASH_ENV
+from playment_datasets.registry.registry import Registry
+from playment_datasets.registry.staging import CRASH_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,7 @@ COMMIT_SCRIPT = textwrap.dedent(
     """
     import sys
     import pyarrow as pa
-    from playment_datasets.registry import Registry
+    from playment_datasets.registry.registry import Registry
     from playment_datasets.schema import TABLES
 
     root, batch, tag, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])

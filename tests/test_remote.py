@@ -12,11 +12,11 @@ import pytest
 from test_registry import commit_batch
 
 import playment_datasets as pds
-from playment_datasets.dataset import Dataset
+from playment_datasets.dataset.dataset import Dataset
 from playment_datasets.emulator import Emulator
 from playment_datasets.errors import ConfigurationError, DatasetNotFoundError
-from playment_datasets.registry import Registry
-from playment_datasets.remote import RemoteDataset, RemoteRegistry
+from playment_datasets.registry.registry import Registry
+from playment_datasets.registry.remote import RemoteDataset, RemoteRegistry
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")

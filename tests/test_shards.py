@@ -13,8 +13,8 @@ import pytest
 import playment_datasets as pds
 from playment_datasets.emulator import Emulator, generate_batch
 from playment_datasets.errors import ConfigurationError, PlaymentDatasetsError, RegistryError
-from playment_datasets.registry import Registry
-from playment_datasets.shards import parse_shard, shard_of
+from playment_datasets.registry.registry import Registry
+from playment_datasets.registry.shards import parse_shard, shard_of
 
 N_SHARDS = 3
 

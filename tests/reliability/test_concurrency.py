@@ -11,7 +11,7 @@ from reliability_helpers import check_visible_versions, child_env, spawn
 
 import playment_datasets as pds
 from playment_datasets.emulator import Emulator, generate_batch
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
 
 PULLER = """
 import sys
@@ -26,7 +26,7 @@ READER = """
 import json, os, sys, time
 import pyarrow.parquet as pq
 from playment_datasets.errors import DatasetNotFoundError
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
 
 root, stop, batches = sys.argv[1], sys.argv[2], sys.argv[3:]
 seen = {"nothing": 0, "complete": 0, "failures": []}

@@ -16,15 +16,15 @@ import pytest
 from reliability_helpers import check_visible_versions, child_env, do_pull
 
 from playment_datasets.emulator import Emulator, generate_batch
-from playment_datasets.registry import Registry
-from playment_datasets.staging import CRASH_ENV
+from playment_datasets.registry.registry import Registry
+from playment_datasets.registry.staging import CRASH_ENV
 
 # With REL_KILL_AFTER_TABLE=k the child kills itself once k table files are flushed while
 # the tables are being written (the others are open or not yet created).
 CHILD = """
 import os, signal, sys
 import playment_datasets as pds
-from playment_datasets import staging
+from playment_datasets.registry import staging
 
 after = int(os.environ.get("REL_KILL_AFTER_TABLE", "0"))
 if after:
