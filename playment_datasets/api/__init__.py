@@ -1,0 +1,1 @@
+"""The HTTP plumbing under PlaymentClient: deadlines, limits, proxies and TLS."""
