@@ -14,6 +14,7 @@ from playment_datasets.errors import (
     ConfigurationError,
     CorruptDatasetError,
     DatasetNotFoundError,
+    DeadlineExceededError,
     InvalidIdError,
     InvalidRequestError,
     NotFoundError,
@@ -22,6 +23,7 @@ from playment_datasets.errors import (
     PullError,
     RegistryError,
     RegistryLockError,
+    ResponseTooLargeError,
     ResultFormatError,
     ServerError,
     TransportError,
@@ -30,7 +32,13 @@ from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES
 
 __version__ = "0.1.0"
 
-from playment_datasets.client import FetchedResult, PlaymentClient, RetryPolicy, Timeouts  # noqa: E402
+from playment_datasets.client import (  # noqa: E402
+    FetchedResult,
+    Limits,
+    PlaymentClient,
+    RetryPolicy,
+    Timeouts,
+)
 from playment_datasets.dataset import Dataset, load  # noqa: E402
 from playment_datasets.diff import DatasetDiff  # noqa: E402
 from playment_datasets.ids import validate_id  # noqa: E402
@@ -46,6 +54,7 @@ __all__ = [
     "Dataset",
     "DatasetDiff",
     "FetchedResult",
+    "Limits",
     "PlaymentClient",
     "Registry",
     "RemoteDataset",
@@ -61,6 +70,7 @@ __all__ = [
     "ConfigurationError",
     "CorruptDatasetError",
     "DatasetNotFoundError",
+    "DeadlineExceededError",
     "InvalidIdError",
     "InvalidRequestError",
     "NotFoundError",
@@ -69,6 +79,7 @@ __all__ = [
     "PullError",
     "RegistryError",
     "RegistryLockError",
+    "ResponseTooLargeError",
     "ResultFormatError",
     "SCHEMA_VERSION",
     "ServerError",
