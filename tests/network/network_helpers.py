@@ -97,6 +97,8 @@ class RawServer:
                 request = Request(self.host, method, target, headers)
                 self.requests.append(request)
                 self.route(request)(conn)
+                if headers.get("connection", "").lower() == "close":
+                    return
         except (OSError, ValueError, ssl.SSLError):
             pass
         finally:
