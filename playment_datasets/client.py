@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import os
@@ -56,6 +55,7 @@ from playment_datasets.api.transport import (
     hopeless_reason,
     quiet_urllib3,
     read_body,
+    retry_after,
 )
 from playment_datasets.errors import (
     APIError,
@@ -667,7 +667,7 @@ class PlaymentClient:
         if status in ok or (redirects and resp.is_redirect):
             return resp, None
         if status in _RETRY_STATUSES or status >= 500:
-            raise _Retry(f"HTTP {status}", _retry_after(resp))
+            raise _Retry(f"HTTP {status}", retry_after(resp.headers.get("Retry-After")))
         if raw and 200 <= status < 300:
             return resp, None
         body = _json_body(resp)
@@ -798,19 +798,3 @@ def _check_length(resp: _Response, wire: int) -> None:
         return
     if wire != expected:
         raise _Retry(f"truncated body ({wire} of {expected} bytes)")
-
-
-def _retry_after(resp: _Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())

@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-
 # A developer's proxy would otherwise carry the loopback tests' requests away.
 _NETWORK_ENV = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "requests_ca_bundle"}
 

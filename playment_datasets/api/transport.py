@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import email.utils
 import heapq
 import io
 import itertools
@@ -41,7 +42,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError, SSLError
 
 __all__ = ["BodyError", "BodyTooLarge", "Deadline", "Pools", "Watchdog", "hopeless_reason",
-           "quiet_urllib3", "read_body"]
+           "quiet_urllib3", "read_body", "retry_after"]
 
 _CHUNK = 64 * 1024
 _local = threading.local()
@@ -213,7 +214,7 @@ class Pools:
                     manager = urllib3.PoolManager(**self._kw)
                 else:
                     parts = urlsplit(proxy)
-                    auth = {}
+                    auth: dict[str, Any] = {}
                     if parts.username:  # credentials in the proxy URL, as curl reads them
                         creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
                         auth = {"proxy_headers": urllib3.make_headers(proxy_basic_auth=creds)}
@@ -345,6 +346,22 @@ def _ssl_reason(text: str) -> str:
             return marker
     return "certificate verify failed"
 
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 # -- logs ---------------------------------------------------------------------------

@@ -387,5 +387,5 @@ def pull_in_child(base_url: str, registry: Path, **options: Any) -> dict[str, An
                           text=True, timeout=120, env=os.environ.copy())
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"\n  pull: {report['seconds']:.2f} s, peak RSS {report['peak_rss'] / 2**20:.0f} MiB")
+    print(f"\n  pull: {report['seconds']:.2f} s, peak RSS {report['peak_rss'] / 2**20:.0f} MiB")  # noqa: T201 (figures for -s)
     return report

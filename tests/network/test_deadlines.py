@@ -26,12 +26,12 @@ def _pull(api, tmp_path: Path) -> tuple[pds.Dataset, float]:
     ds = pds.pull(PROJECT, BATCH, api_key=API_KEY, base_url=api.base_url, registry=tmp_path,
                   workers=2, progress=False, retry=FAST, timeout=pds.Timeouts(total=TOTAL))
     elapsed = time.monotonic() - started
-    print(f"\n  pull ended after {elapsed:.2f} s (total={TOTAL} s)")
+    print(f"\n  pull ended after {elapsed:.2f} s (total={TOTAL} s)")  # noqa: T201 (figures for -s)
     return ds, elapsed
 
 
 def _errors(ds: pds.Dataset) -> dict[str, str]:
-    return dict(zip(ds.errors["job_id"], ds.errors["error_type"]))
+    return dict(zip(ds.errors["job_id"], ds.errors["error_type"], strict=True))
 
 
 def test_slow_body_ends_at_the_deadline(fake_api, tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_ctrl_c_stops_a_pull_stuck_in_downloads_and_keeps_what_finished(
         stopped = time.monotonic() - sent
     finally:
         child.kill()
-    print(f"\n  exited {stopped:.2f} s after SIGINT")
+    print(f"\n  exited {stopped:.2f} s after SIGINT")  # noqa: T201 (figures for -s)
     assert child.returncode == 130, err
     assert stopped < 5.0, f"still running {stopped:.1f} s after Ctrl-C"
     # The rerun reuses the journal: the finished jobs are not downloaded again.

@@ -74,7 +74,7 @@ def test_endless_page_tokens_with_the_same_jobs_end(fake_api, tmp_path: Path, ca
     with caplog.at_level(logging.WARNING, "playment_datasets"):
         ds = pds.pull(PROJECT, BATCH, api_key=API_KEY, base_url=api.base_url,
                       registry=tmp_path, progress=False)
-    print(f"\n  listing ended after {time.monotonic() - started:.2f} s")
+    print(f"\n  listing ended after {time.monotonic() - started:.2f} s")  # noqa: T201 (figures for -s)
     assert sorted(ds.jobs["job_id"]) == ["a", "b", "c"]
     listings = [r for r in api.api.requests if "/batch/" in r.target]
     assert len(listings) == 2  # the second page brought no new id
