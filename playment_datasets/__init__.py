@@ -9,7 +9,13 @@ Example:
 from __future__ import annotations
 
 from playment_datasets._version import __version__
-from playment_datasets.api.client import FetchedResult, PlaymentClient, RetryPolicy, Timeouts  # noqa: E402
+from playment_datasets.api.client import (  # noqa: E402
+    FetchedResult,
+    Limits,
+    PlaymentClient,
+    RetryPolicy,
+    Timeouts,
+)
 from playment_datasets.api.ids import validate_id  # noqa: E402
 from playment_datasets.dataset.dataset import Dataset  # noqa: E402
 from playment_datasets.dataset.diff import DatasetDiff  # noqa: E402
@@ -19,6 +25,7 @@ from playment_datasets.errors import (
     ConfigurationError,
     CorruptDatasetError,
     DatasetNotFoundError,
+    DeadlineExceededError,
     InvalidIdError,
     InvalidRequestError,
     NotFoundError,
@@ -27,6 +34,7 @@ from playment_datasets.errors import (
     PullError,
     RegistryError,
     RegistryLockError,
+    ResponseTooLargeError,
     ResultFormatError,
     ServerError,
     TransportError,
@@ -44,6 +52,7 @@ __all__ = [
     "Dataset",
     "DatasetDiff",
     "FetchedResult",
+    "Limits",
     "PlaymentClient",
     "Registry",
     "RemoteDataset",
@@ -59,6 +68,7 @@ __all__ = [
     "ConfigurationError",
     "CorruptDatasetError",
     "DatasetNotFoundError",
+    "DeadlineExceededError",
     "InvalidIdError",
     "InvalidRequestError",
     "NotFoundError",
@@ -67,6 +77,7 @@ __all__ = [
     "PullError",
     "RegistryError",
     "RegistryLockError",
+    "ResponseTooLargeError",
     "ResultFormatError",
     "SCHEMA_VERSION",
     "ServerError",

@@ -8,13 +8,14 @@ PUBLIC = {
     # one-call functions
     "pull", "load", "normalize_result", "to_pixels", "validate_id",
     # objects
-    "PlaymentClient", "RetryPolicy", "Timeouts", "FetchedResult", "BatchNormalizer",
+    "PlaymentClient", "RetryPolicy", "Timeouts", "Limits", "FetchedResult", "BatchNormalizer",
     "Registry", "RemoteRegistry", "Dataset", "RemoteDataset", "DatasetDiff", "CommitResult",
     # the exception tree
     "PlaymentDatasetsError", "ConfigurationError", "InvalidIdError", "APIError",
     "AuthenticationError", "PermissionDeniedError", "NotFoundError", "InvalidRequestError",
     "ServerError", "TransportError", "ResultFormatError", "PullError", "RegistryError",
     "DatasetNotFoundError", "CorruptDatasetError", "RegistryLockError",
+    "DeadlineExceededError", "ResponseTooLargeError",
     # constants
     "SCHEMA_VERSION", "TABLE_NAMES", "__version__",
 }
