@@ -67,6 +67,15 @@ _LAZY = {
 }
 
 
+# The ``pull`` function shares its name with the ``pull`` stage (subpackage). Importing
+# a submodule sets it as an attribute of its parent, once, when it is first imported:
+# import the (light) subpackage now and drop that attribute, so that ``pds.pull`` is
+# always the function, whatever is imported later.
+_importlib = __import__("importlib")
+_importlib.import_module("playment_datasets.pull")
+del globals()["pull"], _importlib
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

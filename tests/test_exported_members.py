@@ -54,3 +54,16 @@ def test_importing_the_package_loads_no_heavy_dependency() -> None:
 
 def test_dir_lists_the_lazy_names() -> None:
     assert set(pds.__all__) <= set(dir(pds))
+
+
+def test_pull_is_the_function_whatever_was_imported_before() -> None:
+    # The pull stage (a subpackage) and the pull() function share a name.
+    for first in ("import playment_datasets.pull.orchestrate",
+                  "from playment_datasets.pull import progress",
+                  "import playment_datasets"):
+        code = f"{first}\nimport playment_datasets as pds\nprint(callable(pds.pull))"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120, check=True)
+        assert done.stdout.strip() == "True", (first, done.stdout, done.stderr)
+    from playment_datasets import pull
+    assert callable(pull)
