@@ -11,8 +11,10 @@ from helpers import bodies, cli_pull, kill_when, stored_in_journal
 from reliability_helpers import do_pull
 
 from playment_datasets.emulator import Emulator, generate_batch
-from playment_datasets.pull.orchestrate import DEFAULT_WORKERS
 from playment_datasets.registry.registry import Registry
+
+#: The CLI's default ``--workers`` (DEFAULT_WORKERS); the CLI runs with its default.
+DEFAULT_WORKERS = 64
 
 #: Bodies each killed run is allowed to fetch before its SIGKILL (a different count each
 #: time, so the kills fall at different points of the listing and of the fetch window).
@@ -24,7 +26,7 @@ def test_sigkill_while_fetching_refetches_only_what_was_in_flight(tmp_path: Path
     batch = generate_batch(1200, seed=14)
     results = sum(1 for job in batch.jobs if job.result_bytes is not None)
     with Emulator(batch, page_size=100) as emu:
-        reference = do_pull(emu, tmp_path / "reference", workers=DEFAULT_WORKERS)
+        reference = do_pull(emu, tmp_path / "reference", workers=16)
         emu.set_latency(15)
         root, log = tmp_path / "registry", tmp_path / "children.log"
         served_total = distinct = lost_before = 0
