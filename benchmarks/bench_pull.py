@@ -2,8 +2,10 @@
 
 Three sections, each against a baseline measured in the same run:
 
-* fetch: the reference script (sequential) vs pull() at 20 ms and 100 ms of injected
-  latency, with the library's default ``workers`` and with ``workers=64`` at 100 ms.
+* fetch: the reference script (sequential) and two peers a user might write instead
+  (requests + threads, aiohttp; benchmarks/peers/) vs pull() at 20 ms and 100 ms of
+  injected latency, with the library's default ``workers`` and with more at 100 ms.
+  The peers get the same number of requests in flight as pull()'s default workers.
   The reference script's throughput does not depend on the batch size, so it runs on
   a small subset of jobs (30 at 20 ms, 15 at 100 ms) to keep the run short.
 * incremental: an unchanged re-pull vs the first pull, with the result-body bytes the
@@ -55,6 +57,21 @@ with contextlib.redirect_stdout(io.StringIO()):  # it prints every job id
     runpy.run_path(sys.argv[1], run_name="__main__")
 _report(seconds=time.perf_counter() - start)
 """
+
+PEER_CHILD = """
+import importlib, os, tempfile
+peer = importlib.import_module("benchmarks.peers." + sys.argv[1])
+with tempfile.TemporaryDirectory() as out:
+    start = time.perf_counter()
+    peer.main(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], out, int(sys.argv[6]))
+    seconds = time.perf_counter() - start
+    files = len(os.listdir(out))
+_report(seconds=seconds, files=files)
+"""
+
+#: The peers (module of benchmarks/peers → contender label).
+PEERS = {"requests_threads": "requests + {workers} threads (peer)",
+         "aiohttp_dump": "aiohttp, {workers} in flight (peer)"}
 
 PULL_CHILD = """
 import time
@@ -137,33 +154,61 @@ def library_pull(emu: Emulator, registry: str, workers: int) -> dict[str, Any]:
     return got
 
 
+def peer_pull(emu: Emulator, module: str, workers: int) -> dict[str, Any]:
+    """Run one peer of benchmarks/peers against ``emu`` in a child process."""
+    got = run_child(PEER_CHILD, module, emu.base_url, emu.api_key, emu.project_id,
+                    emu.batch_id, str(workers))
+    got["requests"] = _requests(emu)
+    got["leaks"] = emu.stats.leaks
+    return got
+
+
 def _efficiency(requests: float, latency_ms: float, workers: int, seconds: float) -> float:
     """Share of the ideal: (requests x latency / workers) / wall time."""
     return (requests * latency_ms / 1000 / workers) / seconds
 
 
+def _row(latency_ms: float, contender: str, workers: int, jobs: int,
+         results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One fetch row from the runs of one contender (ratios are added by bench_fetch)."""
+    seconds = statistics.median(r["seconds"] for r in results)
+    return {
+        "latency_ms": latency_ms, "contender": contender, "workers": workers, "jobs": jobs,
+        "seconds": seconds, "jobs_per_s": jobs / seconds,
+        "concurrency_efficiency": _efficiency(
+            statistics.median(r["requests"] for r in results), latency_ms, workers, seconds),
+        "key_leaks": sum(r["leaks"] for r in results),
+    }
+
+
 def bench_fetch(jobs: int, latency_ms: float, runs: int,
                 reference_jobs: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Fetch rows at one latency, and the incremental (re-pull) row of the default workers."""
+    """Fetch rows at one latency, and the incremental (re-pull) row of the default workers.
+
+    Every row's ``ratio_vs_reference`` and ``ratio_vs_aiohttp_peer`` divide its jobs/s by
+    the reference script's and the aiohttp peer's, measured in the same run.
+    """
     ref_batch = bytes_only(generate_batch(reference_jobs, seed=1, kinds=["image"],
                                           completed_fraction=1.0))
     refs = [reference_pull(ref_batch, latency_ms) for _ in range(runs)]
-    ref_s = statistics.median(r["seconds"] for r in refs)
-    ref_jps = reference_jobs / ref_s
-    rows = [{
-        "latency_ms": latency_ms, "contender": "reference script (sequential)",
-        "workers": 1, "jobs": reference_jobs, "seconds": ref_s, "jobs_per_s": ref_jps,
-        "ratio_vs_reference": 1.0,
-        "concurrency_efficiency": _efficiency(statistics.median(r["requests"] for r in refs),
-                                              latency_ms, 1, ref_s),
-        "key_leaks": sum(r["leaks"] for r in refs),
-    }]
+    rows = [_row(latency_ms, "reference script (sequential)", 1, reference_jobs, refs)]
     settings = [DEFAULT_WORKERS]
     if latency_ms >= 100 and HIGH_LATENCY_WORKERS != DEFAULT_WORKERS:
         settings.append(HIGH_LATENCY_WORKERS)
     batch = bytes_only(generate_batch(jobs, seed=1, kinds=["image"], completed_fraction=1.0))
+    completed = sum(job.raw_result is not None for job in batch.jobs)
     incremental: dict[str, Any] = {}
     with Emulator(batch, latency_ms=latency_ms) as emu:
+        for module, label in PEERS.items():
+            peers = []
+            for _ in range(runs):
+                emu.reset_stats()
+                peers.append(peer_pull(emu, module, DEFAULT_WORKERS))
+                if peers[-1]["files"] != completed:
+                    raise RuntimeError(f"peer {module} wrote {peers[-1]['files']} files; the "
+                                       f"batch has {completed} completed jobs")
+            rows.append(_row(latency_ms, label.format(workers=DEFAULT_WORKERS),
+                             DEFAULT_WORKERS, jobs, peers))
         for workers in settings:
             firsts, repulls = [], []
             for _ in range(runs):
@@ -173,18 +218,11 @@ def bench_fetch(jobs: int, latency_ms: float, runs: int,
                     if workers == DEFAULT_WORKERS:
                         emu.reset_stats()
                         repulls.append(library_pull(emu, registry, workers))
-            first_s = statistics.median(r["seconds"] for r in firsts)
             label = "default" if workers == DEFAULT_WORKERS else "high-latency setting"
-            rows.append({
-                "latency_ms": latency_ms, "contender": f"pull() workers={workers} ({label})",
-                "workers": workers, "jobs": jobs, "seconds": first_s,
-                "jobs_per_s": jobs / first_s, "ratio_vs_reference": (jobs / first_s) / ref_jps,
-                "concurrency_efficiency": _efficiency(
-                    statistics.median(r["requests"] for r in firsts), latency_ms, workers,
-                    first_s),
-                "key_leaks": sum(r["leaks"] for r in firsts),
-            })
+            rows.append(_row(latency_ms, f"pull() workers={workers} ({label})", workers, jobs,
+                             firsts))
             if repulls:
+                first_s = rows[-1]["seconds"]
                 repull_s = statistics.median(r["seconds"] for r in repulls)
                 incremental = {
                     "latency_ms": latency_ms, "workers": workers, "jobs": jobs,
@@ -195,6 +233,11 @@ def bench_fetch(jobs: int, latency_ms: float, runs: int,
                     "repull_created_version": any(r["version"] != f["version"]
                                                   for r, f in zip(repulls, firsts, strict=True)),
                 }
+    ref_jps = rows[0]["jobs_per_s"]
+    aiohttp_jps = next(r["jobs_per_s"] for r in rows if r["contender"].startswith("aiohttp"))
+    for row in rows:
+        row["ratio_vs_reference"] = row["jobs_per_s"] / ref_jps
+        row["ratio_vs_aiohttp_peer"] = row["jobs_per_s"] / aiohttp_jps
     return rows, incremental
 
 
@@ -266,6 +309,7 @@ def print_tables(result: dict[str, Any]) -> None:
             {"latency ms": r["latency_ms"], "contender": r["contender"], "jobs": r["jobs"],
              "seconds": r["seconds"], "jobs/s": r["jobs_per_s"],
              "vs reference": r["ratio_vs_reference"],
+             "vs aiohttp peer": r["ratio_vs_aiohttp_peer"],
              "concurrency efficiency": r["concurrency_efficiency"],
              "key leaks": r["key_leaks"]} for r in fetch["rows"]])
         print(f"  note: {fetch['note']}")

@@ -2,7 +2,8 @@
 
 Sections (each also runs alone as ``python benchmarks/bench_<name>.py``):
 
-1. fetch — the reference script vs pull() at 20 ms and 100 ms latency (bench_pull);
+1. fetch — the reference script, a requests + threads peer and an aiohttp peer vs
+   pull() at 20 ms and 100 ms latency (bench_pull, benchmarks/peers);
 2. incremental — an unchanged re-pull vs the first pull (bench_pull);
 3. normalize — annotations/s vs json.loads + pandas.json_normalize (bench_normalize);
 4. memory — peak RSS of pulls of growing batches (bench_pull);
@@ -74,14 +75,22 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
                      "baseline": baseline, "ratio": ratio})
 
     for r in result["fetch"]["rows"]:
+        at = f"@{r['latency_ms']:g} ms"
         if r["contender"].startswith("reference"):
             ref = r["jobs_per_s"]
-            add("fetch", f"reference jobs/s @{r['latency_ms']:g} ms ({r['jobs']} jobs)", ref)
+            add("fetch", f"reference jobs/s {at} ({r['jobs']} jobs)", ref)
+        elif "(peer)" in r["contender"]:
+            add("fetch", f"{r['contender']} jobs/s {at}", r["jobs_per_s"], ref,
+                r["ratio_vs_reference"])
+            if r["contender"].startswith("aiohttp"):
+                peer = r["jobs_per_s"]
         else:
-            add("fetch", f"pull jobs/s @{r['latency_ms']:g} ms workers={r['workers']}",
+            add("fetch", f"pull jobs/s {at} workers={r['workers']}",
                 r["jobs_per_s"], ref, r["ratio_vs_reference"])
-            add("fetch", f"concurrency efficiency @{r['latency_ms']:g} ms "
-                         f"workers={r['workers']}", r["concurrency_efficiency"])
+            add("fetch", f"pull vs the aiohttp peer {at} workers={r['workers']}",
+                r["jobs_per_s"], peer, r["ratio_vs_aiohttp_peer"])
+            add("fetch", f"concurrency efficiency {at} workers={r['workers']}",
+                r["concurrency_efficiency"])
     for r in result["incremental"]["rows"]:
         add("incremental", f"re-pull s @{r['latency_ms']:g} ms (baseline: first pull)",
             r["repull_seconds"], r["first_pull_seconds"], r["repull_speedup"])

@@ -8,17 +8,16 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from playment_datasets._version import __version__
-from playment_datasets.api.client import FetchedResult, PlaymentClient, RetryPolicy, Timeouts  # noqa: E402
-from playment_datasets.api.ids import validate_id  # noqa: E402
-from playment_datasets.dataset.dataset import Dataset  # noqa: E402
-from playment_datasets.dataset.diff import DatasetDiff  # noqa: E402
 from playment_datasets.errors import (
     APIError,
     AuthenticationError,
     ConfigurationError,
     CorruptDatasetError,
     DatasetNotFoundError,
+    DeadlineExceededError,
     InvalidIdError,
     InvalidRequestError,
     NotFoundError,
@@ -27,15 +26,65 @@ from playment_datasets.errors import (
     PullError,
     RegistryError,
     RegistryLockError,
+    ResponseTooLargeError,
     ResultFormatError,
     ServerError,
     TransportError,
 )
-from playment_datasets.normalize import BatchNormalizer, normalize_result, to_pixels  # noqa: E402
-from playment_datasets.pull.orchestrate import pull  # noqa: E402
-from playment_datasets.registry.registry import CommitResult, Registry, load  # noqa: E402
-from playment_datasets.registry.remote import RemoteDataset, RemoteRegistry  # noqa: E402
-from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES
+
+if TYPE_CHECKING:  # the names below are imported on first use (see __getattr__)
+    from playment_datasets.api.client import (
+        FetchedResult,
+        Limits,
+        PlaymentClient,
+        RetryPolicy,
+        Timeouts,
+    )
+    from playment_datasets.api.ids import validate_id
+    from playment_datasets.dataset.dataset import Dataset
+    from playment_datasets.dataset.diff import DatasetDiff
+    from playment_datasets.normalize import BatchNormalizer, normalize_result, to_pixels
+    from playment_datasets.pull.orchestrate import pull
+    from playment_datasets.registry.registry import CommitResult, Registry, load
+    from playment_datasets.registry.remote import RemoteDataset, RemoteRegistry
+    from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES
+
+#: Where each lazily imported public name lives. Importing the package loads only the
+#: exceptions: pandas, pyarrow and urllib3 are imported when a name that needs them is
+#: first used, so ``playment-datasets --help`` and light commands start fast.
+_LAZY = {
+    **dict.fromkeys(["FetchedResult", "Limits", "PlaymentClient", "RetryPolicy", "Timeouts"],
+                    "playment_datasets.api.client"),
+    "validate_id": "playment_datasets.api.ids",
+    "Dataset": "playment_datasets.dataset.dataset",
+    "DatasetDiff": "playment_datasets.dataset.diff",
+    **dict.fromkeys(["BatchNormalizer", "normalize_result", "to_pixels"],
+                    "playment_datasets.normalize"),
+    "pull": "playment_datasets.pull.orchestrate",
+    **dict.fromkeys(["CommitResult", "Registry", "load"], "playment_datasets.registry.registry"),
+    **dict.fromkeys(["RemoteDataset", "RemoteRegistry"], "playment_datasets.registry.remote"),
+    **dict.fromkeys(["SCHEMA_VERSION", "TABLE_NAMES"], "playment_datasets.schema"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'playment_datasets' has no attribute {name!r}")
+    import importlib
+
+    if module.startswith("playment_datasets.registry."):
+        # Registry("s3://…") picks the subclass that serves URLs among those imported:
+        # the face always comes with its remote subclass.
+        importlib.import_module("playment_datasets.registry.remote")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "APIError",
@@ -44,6 +93,7 @@ __all__ = [
     "Dataset",
     "DatasetDiff",
     "FetchedResult",
+    "Limits",
     "PlaymentClient",
     "Registry",
     "RemoteDataset",
@@ -59,6 +109,7 @@ __all__ = [
     "ConfigurationError",
     "CorruptDatasetError",
     "DatasetNotFoundError",
+    "DeadlineExceededError",
     "InvalidIdError",
     "InvalidRequestError",
     "NotFoundError",
@@ -67,6 +118,7 @@ __all__ = [
     "PullError",
     "RegistryError",
     "RegistryLockError",
+    "ResponseTooLargeError",
     "ResultFormatError",
     "SCHEMA_VERSION",
     "ServerError",

@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", help="API host (default $PLAYMENT_BASE_URL or https://api.playment.io)")
     p.add_argument("--rate-limit", type=float, metavar="RPS",
                    help="at most RPS requests per second")
+    p.add_argument("--ca-bundle", metavar="PEM",
+                   help="certificate authorities to trust, for a company proxy or a private "
+                        "deployment (default $REQUESTS_CA_BUNDLE, $SSL_CERT_FILE, else the "
+                        "system's)")
     p.add_argument("--refresh-jobs", action="store_true",
                    help="re-read every job record, even for jobs unchanged since the last version")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -226,7 +230,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
         args.project_id, args.batch_id, base_url=args.base_url, registry=args.registry,
         workers=args.workers or DEFAULT_WORKERS, rate_limit=args.rate_limit,
         progress=False if (args.no_progress or args.json) else None,
-        refresh_jobs=args.refresh_jobs, shard=args.shard, lock_timeout=lock_timeout,
+        refresh_jobs=args.refresh_jobs, shard=args.shard, ca_bundle=args.ca_bundle,
+        lock_timeout=lock_timeout,
     )
     summary = summarize(ds)
     _emit(args, summary, render_summary)

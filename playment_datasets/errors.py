@@ -13,7 +13,10 @@ so ``except pds.PlaymentDatasetsError`` catches them all::
     │   ├── InvalidRequestError   GE_0001, GE_0002, invalid_request_error, other 4xx
     │   └── ServerError           FS_0000, FS_0008, api_error, 5xx after all retries
     ├── TransportError            connection failures, timeouts, truncated bodies
-    │                             after all retries; unsafe redirects
+    │   │                         after all retries; unsafe redirects; TLS and DNS
+    │   │                         failures (not retried)
+    │   ├── DeadlineExceededError a request did not finish within Timeouts.total
+    │   └── ResponseTooLargeError a body larger than the Limits allow (not retried)
     ├── ResultFormatError         a result file that cannot be normalized (strict mode)
     ├── PullError                 a pull that could not finish (says how to resume)
     └── RegistryError             the local registry
@@ -33,6 +36,7 @@ __all__ = [
     "ConfigurationError",
     "CorruptDatasetError",
     "DatasetNotFoundError",
+    "DeadlineExceededError",
     "InvalidIdError",
     "InvalidRequestError",
     "NotFoundError",
@@ -41,6 +45,7 @@ __all__ = [
     "PullError",
     "RegistryError",
     "RegistryLockError",
+    "ResponseTooLargeError",
     "ResultFormatError",
     "ServerError",
     "TransportError",
@@ -105,6 +110,17 @@ class ServerError(APIError):
 
 class TransportError(PlaymentDatasetsError):
     """The network failed on every attempt, or a response was unusable or unsafe."""
+
+
+class DeadlineExceededError(TransportError):
+    """A request (connect, headers and body, retries included) ran past ``Timeouts.total``."""
+
+
+class ResponseTooLargeError(TransportError):
+    """A response body passed ``Limits.max_bytes`` or ``Limits.max_decoded_bytes``.
+
+    It is not retried: the same server would send the same body again.
+    """
 
 
 class ResultFormatError(PlaymentDatasetsError, ValueError):

@@ -48,13 +48,14 @@ def test_fetch_compares_the_reference_script_with_pull(report: dict[str, Any]) -
     for latency in (20.0, 100.0):
         at = [r for r in rows if r["latency_ms"] == latency]
         assert sum(r["contender"].startswith("reference") for r in at) == 1
+        assert sum("(peer)" in r["contender"] for r in at) == 2
         assert any(r["workers"] == report["fetch"]["default_workers"] and "default" in
                    r["contender"] for r in at)
     assert any(r["latency_ms"] == 100.0 and r["workers"] == 64 for r in rows)
     for r in rows:
         _positive(r, "jobs", "seconds", "jobs_per_s", "ratio_vs_reference",
-                  "concurrency_efficiency")
-        if not r["contender"].startswith("reference"):
+                  "ratio_vs_aiohttp_peer", "concurrency_efficiency")
+        if r["contender"].startswith("pull()"):
             assert r["key_leaks"] == 0
     assert "subset" in report["fetch"]["note"]
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import playment_datasets as pds
 
 PUBLIC = {
     # one-call functions
     "pull", "load", "normalize_result", "to_pixels", "validate_id",
     # objects
-    "PlaymentClient", "RetryPolicy", "Timeouts", "FetchedResult", "BatchNormalizer",
+    "PlaymentClient", "RetryPolicy", "Timeouts", "Limits", "FetchedResult", "BatchNormalizer",
     "Registry", "RemoteRegistry", "Dataset", "RemoteDataset", "DatasetDiff", "CommitResult",
     # the exception tree
     "PlaymentDatasetsError", "ConfigurationError", "InvalidIdError", "APIError",
     "AuthenticationError", "PermissionDeniedError", "NotFoundError", "InvalidRequestError",
     "ServerError", "TransportError", "ResultFormatError", "PullError", "RegistryError",
     "DatasetNotFoundError", "CorruptDatasetError", "RegistryLockError",
+    "DeadlineExceededError", "ResponseTooLargeError",
     # constants
     "SCHEMA_VERSION", "TABLE_NAMES", "__version__",
 }
@@ -33,3 +37,20 @@ def test_every_exported_name_exists() -> None:
 def test_every_error_derives_from_the_one_base() -> None:
     errors = [getattr(pds, n) for n in pds.__all__ if n.endswith("Error")]
     assert all(issubclass(e, pds.PlaymentDatasetsError) for e in errors)
+
+
+def test_importing_the_package_loads_no_heavy_dependency() -> None:
+    # Start-up is what a user of the CLI feels first: the package loads only its
+    # exceptions until a name that needs pandas, pyarrow or urllib3 is used.
+    code = ("import sys, playment_datasets as pds\n"
+            "heavy = ('pandas', 'pyarrow', 'numpy', 'urllib3')\n"
+            "print(sorted(m for m in heavy if m in sys.modules))\n"
+            "pds.Registry\n"
+            "print('pandas' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.split("\n")[:2] == ["[]", "True"], done.stdout
+
+
+def test_dir_lists_the_lazy_names() -> None:
+    assert set(pds.__all__) <= set(dir(pds))

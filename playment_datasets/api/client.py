@@ -3,13 +3,21 @@
 The client pages through batches, reads job records and downloads result files through
 the attachment endpoint. It knows nothing of tables or disks. What it guarantees:
 
-- every request has a connect and a read timeout;
+- every request has a connect and a read timeout, and a total deadline (connect,
+  headers, body and retries) that holds even against a server sending a byte a second;
+- every body is streamed in chunks under size limits (on the wire and decoded, so a
+  gzip bomb stops at the limit): memory stays bounded whatever a server sends;
 - connection errors, timeouts, truncated bodies, 408, 429 (``Retry-After`` honoured) and
-  5xx are retried with exponential backoff and full jitter; other 4xx are not;
+  5xx are retried with exponential backoff and full jitter; other 4xx, certificate
+  errors and unknown host names are not (they cannot succeed);
 - the attachment redirect is followed by the client itself, so ``x-api-key`` goes to the
-  API host only, never to the storage host the redirect points at;
+  API host only, never to the storage host the redirect points at — nor to a redirect
+  target that resolves to the API host under another name;
 - an expired or refused signed URL is asked for again through the attachment endpoint;
-- the API key appears in no log line, exception message or ``repr``.
+- proxies (``HTTPS_PROXY``, ``NO_PROXY``, …) and CA bundles (``REQUESTS_CA_BUNDLE``,
+  ``SSL_CERT_FILE``, ``ca_bundle=``) are honoured as ``requests`` honours them;
+- the API key and signed URLs appear in no log line (urllib3's included), exception
+  message or ``repr``.
 
 Example:
     >>> from playment_datasets.api.client import PlaymentClient
@@ -21,11 +29,11 @@ Example:
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -35,16 +43,30 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError as _Urllib3Error
-from urllib3.exceptions import LocationValueError
+from urllib3.exceptions import InsecureRequestWarning, LocationValueError
 
+from playment_datasets.api.environment import NetworkSettings, tls_options
 from playment_datasets.api.ids import validate_id
+from playment_datasets.api.transport import (
+    BodyError,
+    BodyTooLarge,
+    Deadline,
+    Pools,
+    Watchdog,
+    hopeless_reason,
+    quiet_urllib3,
+    read_body,
+    retry_after,
+)
 from playment_datasets.errors import (
     APIError,
     AuthenticationError,
     ConfigurationError,
+    DeadlineExceededError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
+    ResponseTooLargeError,
     ServerError,
     TransportError,
 )
@@ -52,12 +74,14 @@ from playment_datasets.errors import (
 __all__ = [
     "DEFAULT_BASE_URL",
     "FetchedResult",
+    "Limits",
     "PlaymentClient",
     "RetryPolicy",
     "Timeouts",
 ]
 
 log = logging.getLogger(__name__)
+quiet_urllib3()  # urllib3 logs whole request lines, signatures included, at DEBUG
 
 DEFAULT_BASE_URL = "https://api.playment.io"
 API_KEY_ENV = "PLAYMENT_API_KEY"
@@ -104,18 +128,63 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Connect and read timeouts in seconds; both are always set.
+    """Timeouts in seconds; all are always set.
 
-    ``read`` bounds each wait for bytes from the server, not the whole download.
+    ``connect`` bounds opening a connection and ``read`` each wait for bytes from the
+    server. ``total`` bounds a whole request — connect, headers, body and its retries —
+    so a server trickling one byte a second cannot hold a pull: the request fails with
+    :class:`~playment_datasets.errors.DeadlineExceededError` when it passes. The default
+    (120 s) fits a 100 MB result on a 10 Mbit/s line.
+
+    Example:
+        >>> Timeouts(total=30).total
+        30
     """
 
     connect: float = 10.0
     read: float = 60.0
+    total: float = 120.0
 
     def __post_init__(self) -> None:
-        if self.connect <= 0 or self.read <= 0:
+        if self.connect <= 0 or self.read <= 0 or self.total <= 0:
             raise ConfigurationError(
-                f"timeouts must be > 0 seconds; got connect={self.connect}, read={self.read}"
+                f"timeouts must be > 0 seconds; got connect={self.connect}, read={self.read}, "
+                f"total={self.total}"
+            )
+
+
+_MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much a server may send, checked while the bytes arrive.
+
+    ``max_bytes`` bounds one response body on the wire and ``max_decoded_bytes`` the
+    same body after gzip/deflate decoding (what is stored and parsed). A body over
+    either limit fails with :class:`~playment_datasets.errors.ResponseTooLargeError`
+    (the job lands in the ``errors`` table; nothing is retried). ``max_pages`` bounds
+    the pages of one batch listing.
+
+    The defaults leave a wide margin over real results — job results are JSON of a few
+    kB to a few MB, masks a few MB — while keeping a pull's memory bounded: a result is
+    parsed in memory, so a larger limit would protect nothing. 100,000 pages of 100
+    jobs are 10 million jobs.
+
+    Example:
+        >>> Limits(max_bytes=1024**3).max_decoded_bytes == 256 * 1024**2
+        True
+    """
+
+    max_bytes: int = 128 * _MiB
+    max_decoded_bytes: int = 256 * _MiB
+    max_pages: int = 100_000
+
+    def __post_init__(self) -> None:
+        if min(self.max_bytes, self.max_decoded_bytes, self.max_pages) < 1:
+            raise ConfigurationError(
+                f"limits must be >= 1; got max_bytes={self.max_bytes}, max_decoded_bytes="
+                f"{self.max_decoded_bytes}, max_pages={self.max_pages}"
             )
 
 
@@ -168,6 +237,14 @@ class _RateLimiter:
             self._sleep(start - now)
 
 
+class _Fatal(Exception):
+    """Internal: this attempt failed in a way no retry can mend."""
+
+    def __init__(self, error: TransportError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _Retry(Exception):
     """Internal: this attempt failed in a retryable way."""
 
@@ -186,10 +263,19 @@ class PlaymentClient:
             ``https://api.playment.io``.
         retry: a :class:`RetryPolicy`.
         timeout: a :class:`Timeouts`.
+        limits: a :class:`Limits` (body sizes, listing pages).
+        verify: check TLS certificates (``True``), not (``False``, never against the
+            real API), or the path of a CA bundle.
+        ca_bundle: a PEM file (or directory) of the certificate authorities to trust,
+            for a company proxy or a private deployment; defaults to
+            ``REQUESTS_CA_BUNDLE``, else ``SSL_CERT_FILE``, else the system's store.
         pool_size: connections kept open per host; size it to the number of threads
             that share the client.
         rate_limit: at most this many requests per second in total, or ``None``.
         sleep: the function used to wait between retries (tests pass a recorder).
+
+    Proxies come from ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` and ``NO_PROXY``
+    (see :mod:`playment_datasets.api.environment`), read when the client is made.
 
     Example:
         >>> client = PlaymentClient(api_key="secret", base_url="http://127.0.0.1:1")
@@ -204,6 +290,9 @@ class PlaymentClient:
         base_url: str | None = None,
         retry: RetryPolicy | None = None,
         timeout: Timeouts | None = None,
+        limits: Limits | None = None,
+        verify: bool | str | os.PathLike[str] = True,
+        ca_bundle: str | os.PathLike[str] | None = None,
         pool_size: int = 32,
         rate_limit: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -224,6 +313,7 @@ class PlaymentClient:
         self._api_origin = _origin(self.base_url)
         self.retry = retry or RetryPolicy()
         self.timeout = timeout or Timeouts()
+        self.limits = limits or Limits()
         if rate_limit is not None and rate_limit <= 0:
             raise ConfigurationError(f"rate_limit must be > 0 requests/s or None; got {rate_limit}")
         self._sleep = sleep
@@ -231,13 +321,17 @@ class PlaymentClient:
         self._rng = random.Random()
         # urllib3 (the engine under requests) directly: the pull is CPU-bound on small
         # machines, and requests' session layer cost about 0.4 ms of CPU per request
-        # (benchmarks/bench_pull.py). It reads no proxy settings or .netrc either, so
-        # nothing adds credentials behind our back.
-        self._pool = urllib3.PoolManager(
-            num_pools=4, maxsize=max(1, pool_size), block=False, retries=False,
-            headers={"User-Agent": "playment-datasets"},
-        )
-        self._timeout = urllib3.Timeout(connect=self.timeout.connect, read=self.timeout.read)
+        # (benchmarks/bench_pull.py). Proxies and CA bundles are read from the
+        # environment here; .netrc is not, so nothing adds credentials behind our back.
+        tls = tls_options(verify, ca_bundle)
+        if tls["cert_reqs"] == "CERT_NONE":
+            log.warning("TLS certificate checks are off (verify=False): anyone on the path "
+                        "can read the API key; pass ca_bundle= instead")
+            urllib3.disable_warnings(InsecureRequestWarning)  # said once, above
+        self._network = NetworkSettings.from_environment()
+        self._pools = Pools(pool_size, {"User-Agent": "playment-datasets"}, tls)
+        self._watchdog = Watchdog()
+        self._addresses: dict[tuple[str, int | None], frozenset[str]] = {}
 
     def __repr__(self) -> str:
         return f"PlaymentClient(base_url={self.base_url!r})"
@@ -250,7 +344,18 @@ class PlaymentClient:
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self._pool.clear()
+        self._pools.clear()
+
+    def cancel(self) -> None:
+        """Stop every request in flight now, and fail every later one at once.
+
+        Threads blocked reading a slow server wake up within milliseconds; a pull
+        calls this on Ctrl-C so that its workers end and the process can exit.
+
+        Example:
+            >>> client.cancel()  # doctest: +SKIP
+        """
+        self._watchdog.cancel()
 
     # -- public API -----------------------------------------------------------------
 
@@ -258,7 +363,9 @@ class PlaymentClient:
         """Yield every job summary of a batch, page after page.
 
         Paging stops when ``next_page_token`` is absent, null or empty, when a token
-        repeats, or when a page has no jobs, so it never loops forever.
+        repeats, when a page has no jobs or no job not listed before, or after
+        ``Limits.max_pages`` pages, so it never loops forever (the last three with a
+        warning: the listing may be incomplete).
 
         Example:
             >>> ids = [j["id"] for j in client.iter_batch_jobs("P", "B")]  # doctest: +SKIP
@@ -267,7 +374,8 @@ class PlaymentClient:
                 f"/batch/{_path_id(batch_id, 'batch id')}")
         token = ""
         seen: set[str] = set()
-        while True:
+        ids: set[str] = set()
+        for page in range(self.limits.max_pages):
             data = self._get_data(path, params={"page_token": token})
             jobs = data.get("jobs")
             if jobs is None:
@@ -277,13 +385,20 @@ class PlaymentClient:
                     f"batch listing {path}: expected 'jobs' to be a list, got "
                     f"{type(jobs).__name__}; the API answered in an unknown format"
                 )
+            new = 0
             for job in jobs:
                 if isinstance(job, Mapping) and job.get("id") not in (None, ""):
+                    new += str(job["id"]) not in ids
+                    ids.add(str(job["id"]))
                     yield dict(job)
                 else:
                     log.warning("batch listing %s: skipped a job summary without an id", path)
             next_token = data.get("next_page_token")
             if not jobs or next_token is None or str(next_token) == "":
+                return
+            if not new:
+                log.warning("batch listing %s: page %d brought no job not listed before; "
+                            "stopping (the API keeps handing out page tokens)", path, page + 1)
                 return
             next_token = str(next_token)
             if next_token == token or next_token in seen:
@@ -291,6 +406,9 @@ class PlaymentClient:
                 return
             seen.add(next_token)
             token = next_token
+        log.warning("batch listing %s: stopped after Limits.max_pages=%d pages; the listing "
+                    "may be incomplete (raise max_pages for a larger batch)", path,
+                    self.limits.max_pages)
 
     def get_job(self, project_id: str, job_id: str) -> dict[str, Any]:
         """Return the job record: status, ids, workflow, and the private ``result`` URL.
@@ -352,9 +470,16 @@ class PlaymentClient:
                     url=_safe_url(location),
                 )
             log.info("signed URL refused (403); asking the attachment endpoint again")
-            self._sleep(self.retry.backoff(refused - 1, self._rng))
+            self._wait(self.retry.backoff(refused - 1, self._rng))
 
     # -- internals ------------------------------------------------------------------
+
+    def _wait(self, seconds: float) -> None:
+        """Wait between retries; a cancel ends the wait at once."""
+        if self._sleep is time.sleep:
+            self._watchdog.wait(seconds)
+        else:  # a recorder from a test
+            self._sleep(seconds)
 
     def _download(self, url: str, etag: str | None) -> FetchedResult | None:
         """GET a signed storage URL without the API key; ``None`` means 403 (re-sign)."""
@@ -376,13 +501,32 @@ class PlaymentClient:
 
     def _check_not_api(self, url: str, what: str) -> None:
         """Refuse a download URL on the API host: storage is another origin, and a
-        redirect back to the API host could make the key or an API answer pose as a result."""
-        if _origin(url) == self._api_origin:
+        redirect back to the API host could make the key or an API answer pose as a result.
+
+        Hosts are compared by the addresses they resolve to, so ``localhost`` and
+        ``127.0.0.1`` (or a second DNS name of the API) are the same host."""
+        scheme, host, port = _origin(url)
+        api_scheme, api_host, api_port = self._api_origin
+        if (scheme, port) == (api_scheme, api_port) and (
+            host == api_host or self._resolve(host, port) & self._resolve(api_host, api_port)
+        ):
             raise TransportError(
                 f"refusing {what} {_safe_url(url)!r}: it points at the API host itself, "
                 "expected a signed URL on the storage host. The API (or a proxy in between) "
                 "answered with an unsafe redirect; report it to Playment support."
             )
+
+    def _resolve(self, host: str, port: int | None) -> frozenset[str]:
+        """The addresses of ``host`` (cached); none when it does not resolve here (behind
+        a proxy, names may resolve only on the proxy's side)."""
+        key = (host, port)
+        if key not in self._addresses:
+            try:
+                infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+                self._addresses[key] = frozenset(str(info[4][0]) for info in infos)
+            except (OSError, UnicodeError):
+                self._addresses[key] = frozenset()
+        return self._addresses[key]
 
     def _get_data(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """GET an API path and return the ``data`` of its success envelope."""
@@ -419,25 +563,30 @@ class PlaymentClient:
             send["x-api-key"] = self._api_key
         shown = _safe_url(url)
         last = "no attempt made"
-        for attempt in range(self.retry.attempts):
-            if self._limiter:
-                self._limiter.wait()
-            try:
-                return self._attempt(url, params, send, redirects, raw, ok)
-            except _Retry as retry:
-                last = retry.reason
-                if attempt + 1 >= self.retry.attempts:
-                    break
-                delay = retry.retry_after
-                if delay is None:
-                    delay = self.retry.backoff(attempt, self._rng)
-                else:
-                    delay = min(delay, self.retry.retry_after_max)
-                log.info(
-                    "GET %s failed (%s); retry %d/%d in %.2f s",
-                    shown, last, attempt + 1, self.retry.attempts - 1, delay,
-                )
-                self._sleep(delay)
+        with self._watchdog.deadline(self.timeout.total) as deadline:
+            for attempt in range(self.retry.attempts):
+                if self._limiter:
+                    self._limiter.wait()
+                try:
+                    return self._attempt(url, params, send, redirects, raw, ok, deadline)
+                except _Fatal as fatal:
+                    raise fatal.error from None
+                except _Retry as retry:
+                    last = retry.reason
+                    if attempt + 1 >= self.retry.attempts:
+                        break
+                    delay = retry.retry_after
+                    if delay is None:
+                        delay = self.retry.backoff(attempt, self._rng)
+                    else:
+                        delay = min(delay, self.retry.retry_after_max)
+                    if delay >= deadline.left():
+                        raise self._deadline_error(shown, f"last error: {last}") from None
+                    log.info(
+                        "GET %s failed (%s); retry %d/%d in %.2f s",
+                        shown, last, attempt + 1, self.retry.attempts - 1, delay,
+                    )
+                    self._wait(delay)
         message = (
             f"GET {shown} failed after {self.retry.attempts} attempts; last error: {last}. "
             "The service or the network is failing; try again later (a pull resumes where "
@@ -447,6 +596,15 @@ class PlaymentClient:
             raise ServerError(message, url=shown)
         raise TransportError(message)
 
+    def _deadline_error(self, shown: str, detail: str) -> TransportError:
+        if self._watchdog.cancelled:
+            return TransportError(f"GET {shown} was cancelled (the pull is stopping)")
+        return DeadlineExceededError(
+            f"GET {shown} did not finish within Timeouts.total={self.timeout.total:g} s "
+            f"({detail}); the server or the network is too slow. Try again later, or "
+            "raise the deadline: timeout=Timeouts(total=...)."
+        )
+
     def _attempt(
         self,
         url: str,
@@ -455,33 +613,61 @@ class PlaymentClient:
         redirects: bool,
         raw: bool,
         ok: tuple[int, ...],
+        deadline: Deadline,
     ) -> tuple[_Response, dict[str, Any] | None]:
         started = time.perf_counter()
         if params:
             url = f"{url}?{urlencode(params)}"
+        shown = _safe_url(url)
+        left = deadline.left()
+        if deadline.expired():
+            raise _Fatal(self._deadline_error(shown, "no time left"))
+        timeout = urllib3.Timeout(connect=min(self.timeout.connect, left),
+                                  read=min(self.timeout.read, left))
+        manager = self._pools.manager(self._network.proxy_for(url))
+        answer = None
         try:
-            answer = self._pool.request(
+            answer = manager.request(
                 "GET", url, headers=dict(headers), redirect=False, retries=False,
-                timeout=self._timeout, preload_content=True,
+                timeout=timeout, preload_content=False,
             )
+            content, wire = read_body(answer, deadline, max_bytes=self.limits.max_bytes,
+                                      max_decoded_bytes=self.limits.max_decoded_bytes)
         except LocationValueError as exc:  # an unusable URL: not retryable
-            raise TransportError(
-                f"GET {_safe_url(url)} could not be sent: {type(exc).__name__}: "
+            raise _Fatal(TransportError(
+                f"GET {shown} could not be sent: {type(exc).__name__}: "
                 f"{_scrub(str(exc), self._api_key)}"
-            ) from None
-        except _Urllib3Error as exc:  # connection, timeout, truncated body
+            )) from None
+        except BodyTooLarge as exc:
+            raise _Fatal(ResponseTooLargeError(
+                f"GET {shown}: refused the response body: {exc}. A real result is far "
+                "smaller; if this one is expected, raise the limit: limits=Limits(...)."
+            )) from None
+        except BodyError as exc:
+            raise _Fatal(TransportError(f"GET {shown}: {exc}")) from None
+        except (_Urllib3Error, OSError) as exc:  # connection, timeout, truncated body
+            if deadline.expired():
+                raise _Fatal(self._deadline_error(shown, type(exc).__name__)) from None
+            hopeless = hopeless_reason(exc, urlsplit(url).hostname or "")
+            if hopeless:  # a bad certificate or an unknown host: no retry can mend it
+                raise _Fatal(TransportError(f"GET {shown} failed: {hopeless}")) from None
             raise _Retry(f"{type(exc).__name__}: {_scrub(str(exc), self._api_key)}") from None
-        resp = _Response(answer.status, answer.headers, answer.data, url)
+        finally:
+            if answer is not None:
+                answer.release_conn()
+        if deadline.expired():  # a socket shut down at the deadline reads as a short body
+            raise _Fatal(self._deadline_error(shown, "while reading the body"))
+        resp = _Response(answer.status, answer.headers, content, url)
         log.debug(
-            "GET %s -> %d (%.0f ms)", _safe_url(url), resp.status,
+            "GET %s -> %d (%.0f ms)", shown, resp.status,
             (time.perf_counter() - started) * 1000,
         )
-        _check_length(resp)
+        _check_length(resp, wire)
         status = resp.status
         if status in ok or (redirects and resp.is_redirect):
             return resp, None
         if status in _RETRY_STATUSES or status >= 500:
-            raise _Retry(f"HTTP {status}", _retry_after(resp))
+            raise _Retry(f"HTTP {status}", retry_after(resp.headers.get("Retry-After")))
         if raw and 200 <= status < 300:
             return resp, None
         body = _json_body(resp)
@@ -601,30 +787,14 @@ def _snippet(resp: _Response) -> str:
     return f"HTTP {resp.status} with a non-JSON body ({kind}): {text!r}"
 
 
-def _check_length(resp: _Response) -> None:
+def _check_length(resp: _Response, wire: int) -> None:
     """Treat a body shorter than its Content-Length as a transport failure."""
     declared = resp.headers.get("Content-Length")
-    if declared is None or resp.headers.get("Content-Encoding"):
+    if declared is None:
         return
     try:
         expected = int(declared)
     except ValueError:
         return
-    if len(resp.content) != expected:
-        raise _Retry(f"truncated body ({len(resp.content)} of {expected} bytes)")
-
-
-def _retry_after(resp: _Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    if wire != expected:
+        raise _Retry(f"truncated body ({wire} of {expected} bytes)")

@@ -36,7 +36,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from playment_datasets.api.client import PlaymentClient, RetryPolicy, Timeouts
+from playment_datasets.api.client import Limits, PlaymentClient, RetryPolicy, Timeouts
 from playment_datasets.api.ids import validate_id
 from playment_datasets.dataset.dataset import Dataset
 from playment_datasets.errors import (
@@ -44,9 +44,12 @@ from playment_datasets.errors import (
     AuthenticationError,
     ConfigurationError,
     InvalidIdError,
+    InvalidRequestError,
+    NotFoundError,
     PermissionDeniedError,
     PlaymentDatasetsError,
     PullError,
+    ResponseTooLargeError,
     ServerError,
     TransportError,
 )
@@ -121,6 +124,9 @@ def pull(
     progress: bool | None = None,
     retry: RetryPolicy | None = None,
     timeout: Timeouts | None = None,
+    limits: Limits | None = None,
+    verify: bool | str | os.PathLike[str] = True,
+    ca_bundle: str | os.PathLike[str] | None = None,
     refresh_jobs: bool = False,
     shard: tuple[int, int] | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
@@ -137,7 +143,11 @@ def pull(
         workers: requests in flight at once.
         rate_limit: at most this many requests per second, or ``None``.
         progress: show progress bars; ``None`` shows them in a terminal or notebook.
-        retry, timeout: see :class:`RetryPolicy` and :class:`Timeouts`.
+        retry, timeout, limits: see :class:`RetryPolicy`, :class:`Timeouts` (a total
+            deadline per request) and :class:`Limits` (body sizes, listing pages).
+        verify, ca_bundle: TLS certificate checks; see :class:`PlaymentClient`
+            (``REQUESTS_CA_BUNDLE`` / ``SSL_CERT_FILE`` by default; proxies come from
+            ``HTTPS_PROXY`` / ``NO_PROXY``, docs/pulling.md).
         refresh_jobs: re-read every job record even when the listing shows the job
             unchanged since the latest version (to refresh priority, tag, workflow).
         shard: ``(i, n)`` pulls only shard ``i`` of ``n`` (a stable 1/n of the jobs) into
@@ -177,8 +187,8 @@ def pull(
                 "path, commit_shards() there, then publish() the version."
             )
     client = PlaymentClient(
-        api_key, base_url=base_url, retry=retry, timeout=timeout,
-        pool_size=workers, rate_limit=rate_limit,
+        api_key, base_url=base_url, retry=retry, timeout=timeout, limits=limits,
+        verify=verify, ca_bundle=ca_bundle, pool_size=workers, rate_limit=rate_limit,
     )
     with client:
         try:
@@ -357,6 +367,7 @@ class _PullRun:
                 raise  # unreachable from the start: the client's error says it best
             raise self._outage(staging, f"listing the batch failed ({exc})") from None
         except BaseException:
+            self.client.cancel()  # Ctrl-C: workers stuck in slow downloads end now
             self._salvage(pool, in_flight, staging)
             raise
         pool.shutdown(wait=True)
@@ -402,7 +413,16 @@ class _PullRun:
             if before and before.get("etag") and before.get("result_sha256"):
                 if self.registry.has_object(before["result_sha256"]):
                     etag, stored_sha = before["etag"], before["result_sha256"]
-            got = self.client.fetch_result(url, etag=etag)
+            try:
+                got = self.client.fetch_result(url, etag=etag)
+            except (InvalidRequestError, NotFoundError):
+                if not record.get("_from_previous"):
+                    raise
+                # The stored URL went stale (a redeployed API refuses it): ask again.
+                record = self._job_record(summary, None)
+                if not record.get("result"):
+                    return _Outcome(job_id, record)
+                got = self.client.fetch_result(record["result"], etag=etag)
             if got.not_modified:  # only possible when an etag (and so stored_sha) was sent
                 return _Outcome(job_id, record, stored_sha, etag, not_modified=True)
             assert got.content is not None
@@ -415,7 +435,8 @@ class _PullRun:
                 raise  # no access to the project: no job can succeed
             return _Outcome(job_id, dict(summary), error=_error_entry("fetch", exc))
         except (APIError, TransportError) as exc:
-            outage = isinstance(exc, (ServerError, TransportError))
+            outage = isinstance(exc, (ServerError, TransportError)) and not isinstance(
+                exc, ResponseTooLargeError)
             return _Outcome(job_id, dict(summary), error=_error_entry("fetch", exc, outage))
 
     def _job_record(
