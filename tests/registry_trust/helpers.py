@@ -61,3 +61,8 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for a condition of the scenario")
         time.sleep(0.002)
+
+
+def report(line: str) -> None:
+    """A figure of the scenario, shown with ``pytest -s`` (for the closing note)."""
+    print(f"\n  {line}")  # noqa: T201 (figures for -s)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import bodies, cli_pull, kill_when, stored_in_journal
+from helpers import bodies, cli_pull, kill_when, report, stored_in_journal
 from reliability_helpers import do_pull
 
 from playment_datasets.emulator import Emulator, generate_batch
@@ -57,9 +57,9 @@ def test_sigkill_while_fetching_refetches_only_what_was_in_flight(tmp_path: Path
     assert Registry(root).verify().ok
     refetched = served_total - results  # every body beyond one per result was a re-fetch
     for n, (served, journaled, lost) in enumerate(figures, 1):
-        print(f"kill {n}: run served {served} bodies, journal holds {journaled}, "
+        report(f"kill {n}: run served {served} bodies, journal holds {journaled}, "
               f"re-downloaded after the kill: {lost} (workers {DEFAULT_WORKERS})")
-    print(f"final run served {final}; {served_total} bodies in all for {results} results "
+    report(f"final run served {final}; {served_total} bodies in all for {results} results "
           f"= {refetched} re-downloaded over {len(KILL_AFTER)} kills")
     assert refetched == sum(lost for _, _, lost in figures)
     assert refetched <= len(KILL_AFTER) * DEFAULT_WORKERS

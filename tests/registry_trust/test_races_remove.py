@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from helpers import cli_pull, wait_for
+from helpers import cli_pull, report, wait_for
 from reliability_helpers import check_visible_versions, do_pull
 
 from playment_datasets.emulator import Emulator, generate_batch
@@ -46,6 +46,6 @@ def test_remove_during_an_incremental_repull_commits_a_complete_version(tmp_path
     assert ds.manifest["content_id"] == v1.manifest["content_id"]
     assert ds.manifest["counts"] == v1.manifest["counts"]
     assert registry.verify().ok
-    print(f"re-pull after remove: v{ds.version} with {ds.manifest['counts']['jobs']} jobs, "
+    report(f"re-pull after remove: v{ds.version} with {ds.manifest['counts']['jobs']} jobs, "
           f"{ds.manifest['counts']['annotations']} annotations; "
           f"{stats.not_modified} results not modified, 0 downloaded")

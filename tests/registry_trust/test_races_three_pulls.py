@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import bodies, cli_pull
+from helpers import bodies, cli_pull, report
 from reliability_helpers import WORKTREE, child_env
 
 from playment_datasets.emulator import Emulator, generate_batch
@@ -34,7 +34,7 @@ def test_three_pulls_at_once_make_one_version_and_download_each_body_once(
     registry = Registry(root)
     assert registry.versions(batch.batch_id) == [1]
     assert registry.verify().ok
-    print(f"three pulls: {served} bodies downloaded for {results} results, "
+    report(f"three pulls: {served} bodies downloaded for {results} results, "
           f"{stats.not_modified} answered 304 Not Modified")
     assert served == results  # not 3 x: the waiting pulls re-used the winner's objects
     assert stats.not_modified == 2 * results
