@@ -58,7 +58,12 @@ from playment_datasets.pull.previous import Previous, read_previous
 from playment_datasets.pull.progress import make_progress
 from playment_datasets.registry.registry import Registry
 from playment_datasets.registry.shards import check_shard, listing_fingerprint, shard_of
-from playment_datasets.registry.staging import LatestChangedError, Staging, content_id_of
+from playment_datasets.registry.staging import (
+    CommitResult,
+    LatestChangedError,
+    Staging,
+    content_id_of,
+)
 from playment_datasets.registry.store import registry_write_error
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "DEFAULT_WORKERS", "PullStats", "pull"]
@@ -271,7 +276,7 @@ class _PullRun:
             return Dataset(result.path)  # the finished shard (version 0), not a version
         return self.registry.load(self.batch_id, result.version)
 
-    def _commit(self, staging: Staging, emitter: _Emitter) -> Any:
+    def _commit(self, staging: Staging, emitter: _Emitter) -> CommitResult:
         """Commit; write the held-back rows first if the latest version changed meanwhile."""
         options: dict[str, Any] = {
             "jobs": emitter.manifest_jobs,
