@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--shard", metavar="I/N", type=_shard,
                    help="pull only shard I of N (0-based); then run commit-shards")
+    p.add_argument("--lock-timeout", type=_seconds, metavar="SECONDS", default=None,
+                   help="wait this long for another pull of the batch to finish (default "
+                        "3600); the pull then reuses what that one committed")
 
     p = add("commit-shards")
     p.add_argument("project_id", help="Playment project id")
@@ -166,6 +169,16 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
     return value
 
 
@@ -210,13 +223,15 @@ def _registry(args: argparse.Namespace):
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from playment_datasets.pull.orchestrate import DEFAULT_WORKERS, pull
+    from playment_datasets.pull.orchestrate import DEFAULT_LOCK_TIMEOUT, DEFAULT_WORKERS, pull
 
+    lock_timeout = DEFAULT_LOCK_TIMEOUT if args.lock_timeout is None else args.lock_timeout
     ds = pull(
         args.project_id, args.batch_id, base_url=args.base_url, registry=args.registry,
         workers=args.workers or DEFAULT_WORKERS, rate_limit=args.rate_limit,
         progress=False if (args.no_progress or args.json) else None,
         refresh_jobs=args.refresh_jobs, shard=args.shard, ca_bundle=args.ca_bundle,
+        lock_timeout=lock_timeout,
     )
     summary = summarize(ds)
     _emit(args, summary, render_summary)

@@ -3,18 +3,21 @@
 The stages, each streaming into the next so memory stays flat as a batch grows:
 
 1. list the batch (pages of job summaries);
-2. fetch job records and result files with a bounded pool of threads, storing each
-   raw result in the registry's content-addressed object store and journalling it, so
-   that a pull stopped at any point resumes without fetching anything twice;
+2. fetch job records and result files with a bounded pool of threads; each worker
+   stores the raw result in the registry's content-addressed object store and journals
+   it at once, so a pull stopped at any point (even by SIGKILL) resumes fetching only
+   what was in flight;
 3. normalize each result into Arrow tables, in listing order, and append them to one
    Parquet writer per table;
 4. commit a version — or, when the content equals the latest version, return that.
 
 A re-pull is incremental: it sends each result's stored ETag (``If-None-Match``) and
 skips the job record request for jobs whose listed status did not change, and it
-normalizes nothing until it meets a changed job. Jobs that fail after all retries, or
-whose result cannot be parsed, are listed in the ``errors`` table; the version still
-commits and says so.
+normalizes nothing until it meets a changed job. It compares against the latest version
+as it is once the batch lock is taken (a pull that waited for another one reuses what
+that one committed), and only after verifying it: a damaged latest version is rebuilt.
+Jobs that fail after all retries, or whose result cannot be parsed, are listed in the
+``errors`` table; the version still commits and says so.
 
 Example:
     >>> import playment_datasets as pds
@@ -51,13 +54,19 @@ from playment_datasets.errors import (
     TransportError,
 )
 from playment_datasets.normalize import BatchNormalizer
+from playment_datasets.pull.previous import Previous, read_previous
 from playment_datasets.pull.progress import make_progress
 from playment_datasets.registry.registry import Registry
 from playment_datasets.registry.shards import check_shard, listing_fingerprint, shard_of
-from playment_datasets.registry.staging import content_id_of
+from playment_datasets.registry.staging import (
+    CommitResult,
+    LatestChangedError,
+    Staging,
+    content_id_of,
+)
 from playment_datasets.registry.store import registry_write_error
 
-__all__ = ["DEFAULT_WORKERS", "PullStats", "pull"]
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "DEFAULT_WORKERS", "PullStats", "pull"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +74,10 @@ log = logging.getLogger(__name__)
 #: sized for latency: on a 2-core machine 64 beat 32 at both 20 ms and 100 ms per
 #: request, and 128 lost at 20 ms to contention (benchmarks/bench_scaling.py).
 DEFAULT_WORKERS = 64
+
+#: Seconds a pull waits for another pull of the same batch to finish. Generous: the
+#: waiting pull then reuses what the other one committed, which beats failing.
+DEFAULT_LOCK_TIMEOUT = 3600.0
 
 #: Rows normalized before they are converted to Arrow and written together: large
 #: enough to amortize the conversion, small enough to keep memory flat.
@@ -121,6 +134,7 @@ def pull(
     ca_bundle: str | os.PathLike[str] | None = None,
     refresh_jobs: bool = False,
     shard: tuple[int, int] | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> Dataset:
     """Fetch every job result of a batch into a new version of a local dataset.
 
@@ -144,6 +158,9 @@ def pull(
         shard: ``(i, n)`` pulls only shard ``i`` of ``n`` (a stable 1/n of the jobs) into
             the registry's shard staging area and returns it as a version-0 Dataset;
             :meth:`Registry.commit_shards` then makes the version (docs/scale-out.md).
+        lock_timeout: seconds to wait for another pull of the same batch (then this pull
+            is an incremental re-pull of what that one committed); RegistryLockError,
+            naming the process that holds the lock, after that.
 
     Returns:
         The new version, or the latest one when nothing changed. ``ds.errors`` lists
@@ -152,6 +169,7 @@ def pull(
     Raises:
         AuthenticationError, PermissionDeniedError: the key was refused.
         PullError: the API stopped answering; run the same call again to resume.
+        RegistryLockError: another pull of the batch held it longer than ``lock_timeout``.
 
     Example:
         >>> ds = pull("PROJECT_ID", "BATCH_ID", progress=False)  # doctest: +SKIP
@@ -162,6 +180,8 @@ def pull(
     validate_id(batch_id, "batch id")
     if workers < 1:
         raise ConfigurationError(f"workers must be a whole number >= 1; got {workers!r}")
+    if not lock_timeout >= 0:  # also refuses NaN
+        raise ConfigurationError(f"lock_timeout must be seconds >= 0; got {lock_timeout!r}")
     reg = registry if isinstance(registry, Registry) else Registry(registry)
     if shard is not None:
         shard = check_shard(shard)
@@ -179,7 +199,7 @@ def pull(
         try:
             # A remote registry stages and commits into a local working registry first.
             run = _PullRun(reg._pull_target(), client, project_id, batch_id, workers, progress,
-                           refresh_jobs, shard)
+                           refresh_jobs, shard, lock_timeout)
             dataset = run.execute()
         except OSError as exc:
             # The client turns network errors into TransportError: an OSError here is
@@ -201,6 +221,7 @@ class _PullRun:
         progress: bool | None,
         refresh_jobs: bool,
         shard: tuple[int, int] | None = None,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         self.registry = registry
         self.client = client
@@ -213,18 +234,22 @@ class _PullRun:
         self.shard_extra: dict[str, Any] = {}
         self.stats = PullStats()
         self.quarantined: dict[str, dict[str, Any]] = {}
-        self.previous = _previous_version(registry, batch_id, project_id)
+        self.lock_timeout = lock_timeout
+        self.previous: Previous | None = None  # read once the batch lock is held
 
     def execute(self) -> Dataset:
         started = time.perf_counter()
-        open_staging = (
-            self.registry.open_staging if self.shard is None
-            else lambda p, b: self.registry.open_shard_staging(p, b, *self.shard)
-        )
-        with open_staging(self.project_id, self.batch_id) as staging:
+        if self.shard is None:
+            staging = self.registry.open_staging(
+                self.project_id, self.batch_id, lock_timeout=self.lock_timeout)
+        else:
+            staging = self.registry.open_shard_staging(
+                self.project_id, self.batch_id, *self.shard)
+        with staging:
+            # Under the lock: a pull that waited compares against what the winner committed.
+            self.previous = read_previous(self.registry, self.batch_id, self.project_id)
             journal = staging.journal()
-            writer = staging.writer()
-            emitter = _Emitter(self, writer)
+            emitter = _Emitter(self, staging.writer())
             try:
                 self._fetch_all(self._iter_listing(), journal, staging, emitter)
             except KeyboardInterrupt:
@@ -237,14 +262,8 @@ class _PullRun:
             previous_id = self.previous.content_id if self.previous else None
             if content_id_of(jobs) != previous_id:
                 emitter.flush_pending()
-            emitter.close()
             self.stats.seconds = round(time.perf_counter() - started, 3)
-            writer.close()
-            result = staging.commit(
-                jobs=jobs,
-                source={"base_url": self.client.base_url},
-                extra={"pull": vars(self.stats), **self.shard_extra},
-            )
+            result = self._commit(staging, emitter)
         if self.stats.failed:
             log.warning(
                 "batch %s: %d of %d jobs could not be fetched or parsed; they are listed in "
@@ -256,6 +275,26 @@ class _PullRun:
         if self.shard is not None:
             return Dataset(result.path)  # the finished shard (version 0), not a version
         return self.registry.load(self.batch_id, result.version)
+
+    def _commit(self, staging: Staging, emitter: _Emitter) -> CommitResult:
+        """Commit; write the held-back rows first if the latest version changed meanwhile."""
+        options: dict[str, Any] = {
+            "jobs": emitter.manifest_jobs,
+            "source": {"base_url": self.client.base_url},
+            "extra": {"pull": vars(self.stats), **self.shard_extra},
+            # A latest version that failed verification is replaced, not kept as "unchanged".
+            "force": bool(self.previous and not self.previous.trusted),
+        }
+        emitter.close()
+        try:
+            return staging.commit(tables_complete=emitter.flushed, **options)
+        except LatestChangedError:
+            log.info("batch %s: the latest version changed during the pull; writing the rows "
+                     "of its unchanged jobs from the stored raw results", self.batch_id)
+        emitter.writer = staging.writer()  # the closed tables are discarded
+        emitter.flush_pending()
+        emitter.close()
+        return staging.commit(**options)
 
     # -- listing ---------------------------------------------------------------------
 
@@ -298,7 +337,7 @@ class _PullRun:
         window = self.workers * 4
         pending = iter(summaries)  # pulls pages lazily
         in_flight: deque[Future[_Outcome] | _Outcome] = deque()
-        submit = self._submitter(journal)
+        submit = self._submitter(journal, staging)
         streak = 0
         bar = make_progress(self.progress, desc="pulling", unit="job")
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="playment-pull")
@@ -325,9 +364,6 @@ class _PullRun:
                         last = outcome.error["message"] if outcome.error else ""
                         raise self._outage(staging, f"{_OUTAGE_STREAK} jobs in a row failed "
                                                     f"after all retries (last: {last})")
-                    if not outcome.resumed:
-                        staging.record(outcome.job_id, outcome.record, outcome.sha256,
-                                       outcome.etag, outcome.error)
                     emitter.emit(outcome)
                     bar.update(1)
         except (ServerError, TransportError) as exc:  # the listing failed after all retries
@@ -342,17 +378,12 @@ class _PullRun:
         pool.shutdown(wait=True)
 
     def _salvage(self, pool: ThreadPoolExecutor, in_flight, staging) -> None:
-        """On the way out of a failed pull, journal what finished so a rerun reuses it."""
+        """On the way out of a failed pull, let running workers finish (each journals
+        its job) and drop what has not started."""
         pool.shutdown(wait=True, cancel_futures=True)
-        while in_flight:
-            item = in_flight.popleft()
-            if not isinstance(item, Future) or item.cancelled() or item.exception() is not None:
-                continue
-            outcome = item.result()
-            if outcome.error is None and not outcome.resumed:
-                staging.record(outcome.job_id, outcome.record, outcome.sha256, outcome.etag, None)
+        in_flight.clear()
 
-    def _submitter(self, journal: Mapping[str, Any]):
+    def _submitter(self, journal: Mapping[str, Any], staging: Staging):
         """Returns submit(pool, summary): a finished outcome from the journal, or a future."""
 
         def submit(
@@ -360,7 +391,8 @@ class _PullRun:
         ) -> Future[_Outcome] | _Outcome:
             job_id = str(summary["id"])
             if job_id in self.quarantined:
-                return _Outcome(job_id, dict(summary), error=self.quarantined[job_id])
+                return _journal(staging, _Outcome(job_id, dict(summary),
+                                                  error=self.quarantined[job_id]))
             entry = journal.get(job_id)
             if entry is not None and entry.error is None and (
                 entry.result_sha256 is None or self.registry.has_object(entry.result_sha256)
@@ -368,7 +400,7 @@ class _PullRun:
                 self.stats.resumed += 1
                 return _Outcome(job_id, {**summary, **entry.job}, entry.result_sha256,
                                 entry.etag, resumed=True)
-            return pool.submit(self._fetch_one, summary)
+            return pool.submit(lambda: _journal(staging, self._fetch_one(summary)))
 
         return submit
 
@@ -420,6 +452,8 @@ class _PullRun:
         if (
             not self.refresh_jobs
             and before
+            and self.previous is not None
+            and self.previous.trusted  # its job records are read from its jobs table
             and status == before.get("status")
             and (before.get("result_url") or status.lower() != "completed")
         ):
@@ -451,7 +485,8 @@ class _Emitter:
         self.writer = writer
         self.pending: list[_Outcome] = []
         self.manifest_jobs: dict[str, dict[str, str | None]] = {}
-        self.flushed = run.previous is None
+        # Rows are held back only while they can be had from a sound latest version.
+        self.flushed = run.previous is None or not run.previous.trusted
         self.normalizer = BatchNormalizer()
 
     def emit(self, outcome: _Outcome) -> None:
@@ -519,44 +554,10 @@ class _Emitter:
         self.writer.write(self.normalizer.flush())
 
 
-@dataclass
-class _Previous:
-    """The latest committed version of the batch, as far as a re-pull needs it."""
-
-    registry: Registry
-    batch_id: str
-    version: int
-    content_id: str
-    jobs: dict[str, dict[str, Any]]
-    _records: dict[str, dict[str, Any]] | None = None
-
-    def records(self) -> dict[str, dict[str, Any]]:
-        """Job records of the latest version (read once, only when needed)."""
-        if self._records is None:
-            rows = self.registry.load(self.batch_id, self.version).arrow("jobs").to_pylist()
-            self._records = {
-                row["job_id"]: _record_from_row(row) for row in rows
-            }
-        return self._records
-
-
-def _record_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Map a ``jobs`` table row back to the API's job record field names."""
-    names = {"n_frames": "frames", "n_annotations": "annotations", "source_url": "result"}
-    keep = ("reference_id", "status", "work_flow_id", "tag", "priority_weight")
-    record = {k: row[k] for k in keep if row.get(k) is not None}
-    record.update({api: row[col] for col, api in names.items() if row.get(col) is not None})
-    return record
-
-
-def _previous_version(registry: Registry, batch_id: str, project_id: str) -> _Previous | None:
-    version = registry.latest_version(batch_id)
-    if version is None:
-        return None
-    manifest = registry.manifest(batch_id, version)
-    if manifest.get("project_id") != project_id:
-        return None
-    return _Previous(registry, batch_id, version, manifest["content_id"], dict(manifest["jobs"]))
+def _journal(staging: Staging, outcome: _Outcome) -> _Outcome:
+    """Journal a worker's finished outcome (any thread), then hand it on unchanged."""
+    staging.record(outcome.job_id, outcome.record, outcome.sha256, outcome.etag, outcome.error)
+    return outcome
 
 
 def _manifest_entry(outcome: _Outcome) -> dict[str, str | None]:

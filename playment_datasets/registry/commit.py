@@ -2,9 +2,14 @@
 
 Order of operations (each step durable before the next):
 
-1. write ``job_meta.jsonl.gz`` and hash every staged file (outside any registry lock);
+1. check the staged tables against what the manifest will say (one ``jobs`` row per job,
+   each table's rows as counted, every referenced raw object stored) — a version is never
+   committed with fewer rows than its manifest claims; write ``job_meta.jsonl.gz`` and
+   hash every staged file (outside any registry lock);
 2. take the registry lock; re-read ``registry.json``; if the content id equals the
-   latest version's (and not ``force``) stop: nothing is created;
+   latest version's (and not ``force``) stop: nothing is created. A pull that held back
+   the rows of unchanged jobs (``tables_complete=False``) commits only this way; when the
+   latest version changed meanwhile it gets :class:`LatestChangedError` and writes them;
 3. allocate ``N = max(versions in the index, v<N> directories on disk) + 1`` so an orphan
    left by an earlier crash is never overwritten;
 4. write ``manifest.json`` into the staged directory (tmp + fsync + rename), fsync it;
@@ -31,6 +36,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from playment_datasets._version import __version__
 from playment_datasets.errors import ConfigurationError, RegistryError
 from playment_datasets.registry.index import RegistryDir
@@ -43,6 +51,7 @@ __all__ = [
     "CRASH_ENV",
     "JOB_META_FILE",
     "CommitResult",
+    "LatestChangedError",
     "StagedBatch",
     "commit_staging",
     "content_id_of",
@@ -74,6 +83,11 @@ def content_id_of(jobs: Mapping[str, Mapping[str, Any]]) -> str:
     pairs = sorted((job_id, info.get("result_sha256") or "") for job_id, info in jobs.items())
     payload = json.dumps(pairs, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class LatestChangedError(RegistryError):
+    """The staged tables leave out rows held in the latest version, and the latest version
+    is not that one any more (removed, or another pull committed): write the rows first."""
 
 
 @dataclass(frozen=True)
@@ -263,6 +277,42 @@ def build_manifest(
     return manifest
 
 
+def check_staged(
+    staging: StagedBatch, counts: Mapping[str, int], jobs: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Refuse tables that hold less than the manifest will say (RegistryError).
+
+    One ``jobs`` row per job, each Parquet file with the rows its writer counted, and
+    every ``result_sha256`` in the object store.
+    """
+    problems: list[str] = []
+    if counts["jobs"] != len(jobs):
+        problems.append(f"the jobs table has {counts['jobs']} rows for {len(jobs)} jobs")
+    for name in TABLE_NAMES:
+        path = staging.tables_path / f"{name}.parquet"
+        try:
+            rows = pq.read_metadata(path).num_rows
+        except (OSError, pa.ArrowException) as exc:
+            problems.append(f"{path.name} is unreadable ({exc})")
+            continue
+        if rows != counts[name]:
+            problems.append(f"{path.name} has {rows} rows, {counts[name]} were written")
+    objects = staging.registry_dir.objects
+    shas = {info["result_sha256"] for info in jobs.values() if info.get("result_sha256")}
+    missing = sorted(sha for sha in shas if not objects.has(str(sha)))
+    if missing:
+        problems.append(
+            f"{len(missing)} raw result object(s) are not in the object store "
+            f"(first: {missing[0]})"
+        )
+    if problems:
+        raise RegistryError(
+            f"refusing to commit batch {staging.batch_id!r}: {'; '.join(problems)}. Nothing "
+            "was committed and the journal is kept; run the same pull again (it re-fetches "
+            "what is missing)."
+        )
+
+
 def commit_staging(
     staging: StagedBatch,
     *,
@@ -273,15 +323,30 @@ def commit_staging(
     force: bool,
     parent: int | None,
     job_meta: Mapping[str, Mapping[str, Any]] | None,
+    tables_complete: bool = True,
 ) -> CommitResult:
-    """Commit the closed tables of ``staging``; see the module docstring for the protocol."""
+    """Commit the closed tables of ``staging``; see the module docstring for the protocol.
+
+    ``tables_complete=False`` says the tables leave out the rows of jobs unchanged since
+    the latest version: then the commit only succeeds as "unchanged" (under the registry
+    lock) and raises :class:`LatestChangedError` when the latest holds other content.
+    """
     reg = staging.registry_dir
     project_id, batch_id = staging.project_id, staging.batch_id
     jobs_v = validate_jobs(jobs)
     check_source(source, extra)
     cid = content_id_of(jobs_v)
+    if not tables_complete:
+        with reg.lock():  # the answer must hold at the moment it is given
+            if (done := _unchanged(staging, cid, force=False)) is not None:
+                return done
+        raise LatestChangedError(
+            f"the latest version of batch {batch_id!r} changed while it was pulled; the "
+            "rows of its unchanged jobs must be written before committing"
+        )
     if (done := _unchanged(staging, cid, force)) is not None:
         return done
+    check_staged(staging, counts, jobs_v)
     files = prepare_files(staging, counts, jobs_v, job_meta)
     with reg.lock():
         if (done := _unchanged(staging, cid, force)) is not None:

@@ -231,10 +231,13 @@ class Registry:
     _version_in = staticmethod(version_in)
 
     # -- staging -------------------------------------------------------------------
-    def open_staging(self, project_id: str, batch_id: str) -> Staging:
+    def open_staging(
+        self, project_id: str, batch_id: str, *, lock_timeout: float | None = None
+    ) -> Staging:
         """Open (and lock) the staging area of a batch; use it as a context manager.
 
-        Waits up to ``lock_timeout`` seconds for another pull of the same batch.
+        Waits up to ``lock_timeout`` seconds (default: the registry's) for another pull
+        of the same batch; the RegistryLockError then says which process holds it.
 
         Example:
             >>> import tempfile
@@ -242,7 +245,7 @@ class Registry:
             ...     st.journal()
             {}
         """
-        return open_staging(self._dir, project_id, batch_id)
+        return open_staging(self._dir, project_id, batch_id, lock_timeout=lock_timeout)
 
     def open_shard_staging(
         self, project_id: str, batch_id: str, index: int, count: int

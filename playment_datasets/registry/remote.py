@@ -550,7 +550,9 @@ class RemoteRegistry(Registry, serves_urls=True):
             pass
         logger.info("removed %s v%d from %s", batch_id, n, self.url)
 
-    def open_staging(self, project_id: str, batch_id: str) -> Staging:
+    def open_staging(
+        self, project_id: str, batch_id: str, *, lock_timeout: float | None = None
+    ) -> Staging:
         raise ConfigurationError(
             f"a remote registry ({self.url}) has no staging area: pull with "
             "pds.pull(..., registry=<this registry>) or publish() a local version."

@@ -4,10 +4,15 @@ One staging area per batch, ``staging/<project_id>/<batch_id>/``, held under an 
 per-batch lock for the life of the :class:`Staging` object. It holds:
 
 * ``journal.jsonl`` — one JSON line per fetched job (job metadata, result sha256, ETag,
-  error). A rerun of an interrupted pull reads it back with :meth:`Staging.journal` and
-  skips what is already stored. Lines are flushed at once and fsynced at most every
-  0.5 s and on close: a crash can lose the last few entries, which are simply fetched
-  again; a torn last line is ignored on read and cut off before the next append.
+  error, and any further fields a fetcher adds), appended the moment the job's raw result
+  is stored, from whichever thread stored it (appends are serialized by a lock). A rerun
+  of an interrupted pull reads it back with :meth:`Staging.journal` and skips what is
+  already stored. Lines are flushed at once and fsynced at most every 0.5 s and on close:
+  a process killed outright loses nothing that was flushed (a power cut can lose the last
+  few entries, which are simply fetched again). A torn last line is cut off before the
+  next append; any line that is not a journal record (not JSON, not an object, fields of
+  the wrong type) is skipped with a warning.
+* ``lock`` and ``lock.holder.json`` — the batch lock and who holds it (pid, host, since).
 * ``tables/`` — the Parquet files of the attempt in progress, written by
   :class:`TableWriter`. Each attempt starts a fresh one; on commit this directory gets
   its ``manifest.json`` and is renamed to ``datasets/<project_id>/<batch_id>/v<N>``.
@@ -21,9 +26,10 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -36,6 +42,7 @@ from playment_datasets.registry.commit import (
     CRASH_ENV,
     JOB_META_FILE,
     CommitResult,
+    LatestChangedError,
     commit_staging,
     content_id_of,
     library_version,
@@ -53,10 +60,12 @@ __all__ = [
     "ROW_GROUP_ROWS",
     "CommitResult",
     "JournalEntry",
+    "LatestChangedError",
     "Staging",
     "TableWriter",
     "content_id_of",
     "open_staging",
+    "parse_journal_line",
 ]
 
 #: Rows per Parquet row group (and the most rows a TableWriter buffers per table).
@@ -67,12 +76,57 @@ _FSYNC_EVERY = 0.5  # seconds
 
 @dataclass(frozen=True)
 class JournalEntry:
-    """What a staging journal remembers about one job."""
+    """What a staging journal remembers about one job.
+
+    ``extra`` holds the fields of the line beyond the four known ones, as written (a
+    fetcher may journal more about a job, e.g. files it stored besides the result).
+    """
 
     job: dict[str, Any]
     result_sha256: str | None
     etag: str | None
     error: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_JOURNAL_FIELDS = ("job_id", "job", "result_sha256", "etag", "error")
+
+
+def _is_none_or(value: Any, kind: type) -> bool:
+    return value is None or isinstance(value, kind)
+
+
+def parse_journal_line(line: bytes) -> dict[str, Any] | None:
+    """One journal line as a dict, or None when it is not a well-formed journal record.
+
+    A record is a JSON object with a non-empty string ``job_id``, an object (or null)
+    ``job``, a hex sha256 (or null) ``result_sha256``, a string (or null) ``etag`` and an
+    object (or null) ``error``; other fields are kept as they are.
+
+    Example:
+        >>> parse_journal_line(b'{"job_id": "j1", "etag": 3}') is None
+        True
+        >>> parse_journal_line(b'{"job_id": "j1", "masks": []}')["masks"]
+        []
+    """
+    try:
+        rec = json.loads(line)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    if not isinstance(rec, dict):
+        return None
+    job_id = rec.get("job_id")
+    if not isinstance(job_id, str) or not job_id:
+        return None
+    sha = rec.get("result_sha256")
+    if not (
+        _is_none_or(rec.get("job"), dict)
+        and (sha is None or is_sha256(sha))
+        and _is_none_or(rec.get("etag"), str)
+        and _is_none_or(rec.get("error"), dict)
+    ):
+        return None
+    return rec
 
 
 def _conform(name: str, table: pa.Table) -> pa.Table:
@@ -235,9 +289,10 @@ class Staging:
         >>> import tempfile
         >>> from playment_datasets.registry.registry import Registry
         >>> reg = Registry(tempfile.mkdtemp())
+        >>> row = pa.Table.from_pylist([{"job_id": "job1"}], schema=TABLES["jobs"])
         >>> with reg.open_staging("proj", "batch") as st:
         ...     st.record("job1", {"id": "job1"}, reg.put_object(b"{}"), etag=None)
-        ...     w = st.writer()
+        ...     st.writer().write({"jobs": row})
         ...     res = st.commit(jobs={"job1": {"result_sha256": reg.put_object(b"{}"),
         ...                                    "etag": None, "status": "completed"}})
         >>> res.version, res.created
@@ -251,6 +306,7 @@ class Staging:
         batch_id: str,
         *,
         path: Path | None = None,
+        lock_timeout: float | None = None,
     ) -> None:
         self.registry_dir = registry_dir
         self.project_id = project_id
@@ -260,10 +316,12 @@ class Staging:
         )
         self._lock = FileLock(
             self.path / "lock",
-            timeout=registry_dir.lock_timeout,
+            timeout=registry_dir.lock_timeout if lock_timeout is None else lock_timeout,
             what=f"staging lock of batch {batch_id!r}",
+            record_holder=True,
         )
         self._lock.acquire()
+        self._journal_lock = threading.Lock()  # workers append from their own threads
         self._journal_file: Any = None
         self._last_fsync = 0.0
         self._writer: TableWriter | None = None
@@ -283,25 +341,33 @@ class Staging:
             raise RuntimeError(f"the staging area of batch {self.batch_id!r} is closed")
 
     def journal(self) -> dict[str, JournalEntry]:
-        """Job id → latest journal entry; unreadable lines (a torn tail) are skipped."""
+        """Job id → latest journal entry; unreadable lines are skipped with a warning."""
         entries: dict[str, JournalEntry] = {}
         try:
             raw = self.journal_path.read_bytes()
         except FileNotFoundError:
             return entries
+        bad: list[int] = []
         for n, line in enumerate(raw.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                rec = json.loads(line)
-                entries[rec["job_id"]] = JournalEntry(
-                    job=rec.get("job") or {},
-                    result_sha256=rec.get("result_sha256"),
-                    etag=rec.get("etag"),
-                    error=rec.get("error"),
-                )
-            except (ValueError, KeyError, TypeError):
-                logger.warning("skipping unreadable line %d of %s", n, self.journal_path)
+            rec = parse_journal_line(line)
+            if rec is None:
+                bad.append(n)
+                continue
+            entries[rec["job_id"]] = JournalEntry(
+                job=rec.get("job") or {},
+                result_sha256=rec.get("result_sha256"),
+                etag=rec.get("etag"),
+                error=rec.get("error"),
+                extra={k: v for k, v in rec.items() if k not in _JOURNAL_FIELDS},
+            )
+        if bad:
+            shown = ", ".join(map(str, bad[:10])) + (", …" if len(bad) > 10 else "")
+            logger.warning(
+                "skipping %d unreadable line(s) of %s (line %s): not journal records; "
+                "those jobs are fetched again", len(bad), self.journal_path, shown,
+            )
         return entries
 
     def journal_offsets(self) -> dict[str, int]:
@@ -318,10 +384,9 @@ class Staging:
         with f:
             offset = 0
             for line in f:
-                try:
-                    offsets[json.loads(line)["job_id"]] = offset
-                except (ValueError, KeyError, TypeError):
-                    pass  # a torn or blank line: see journal()
+                rec = parse_journal_line(line)
+                if rec is not None:  # else a torn or unreadable line: see journal()
+                    offsets[rec["job_id"]] = offset
                 offset += len(line)
         return offsets
 
@@ -332,19 +397,20 @@ class Staging:
         result_sha256: str | None,
         etag: str | None,
         error: dict[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
-        """Append one job's outcome to the journal (flushed now, fsynced every ≤0.5 s)."""
-        self._check_open()
+        """Append one job's outcome to the journal (flushed now, fsynced every ≤0.5 s).
+
+        Safe to call from several threads at once: lines are appended whole, one at a
+        time. ``extra`` adds fields to the line (read back in ``JournalEntry.extra``).
+        """
         if not isinstance(job_id, str) or not job_id:
             raise ValueError(f"expected a non-empty job id string, got {job_id!r}")
         if result_sha256 is not None and not is_sha256(result_sha256):
             raise ValueError(
                 f"expected a hex sha256 or None for job {job_id!r}, got {result_sha256!r}"
             )
-        if self._journal_file is None:
-            self.path.mkdir(parents=True, exist_ok=True)
-            _repair_tail(self.journal_path)
-            self._journal_file = open(self.journal_path, "ab")
+        fields = {k: v for k, v in (extra or {}).items() if k not in _JOURNAL_FIELDS}
         line = json.dumps(
             {
                 "job_id": job_id,
@@ -352,26 +418,34 @@ class Staging:
                 "result_sha256": result_sha256,
                 "etag": etag,
                 "error": error,
+                **fields,
             },
             ensure_ascii=False,
             separators=(",", ":"),
             default=str,
-        )
-        self._journal_file.write(line.encode("utf-8") + b"\n")
-        self._journal_file.flush()
-        now = time.monotonic()
-        if now - self._last_fsync >= _FSYNC_EVERY:
-            os.fsync(self._journal_file.fileno())
-            self._last_fsync = now
+        ).encode("utf-8") + b"\n"
+        with self._journal_lock:
+            self._check_open()
+            if self._journal_file is None:
+                self.path.mkdir(parents=True, exist_ok=True)
+                _repair_tail(self.journal_path)
+                self._journal_file = open(self.journal_path, "ab")
+            self._journal_file.write(line)
+            self._journal_file.flush()
+            now = time.monotonic()
+            if now - self._last_fsync >= _FSYNC_EVERY:
+                os.fsync(self._journal_file.fileno())
+                self._last_fsync = now
 
     def _close_journal(self) -> None:
-        if self._journal_file is not None:
-            try:
-                self._journal_file.flush()
-                os.fsync(self._journal_file.fileno())
-            finally:
-                self._journal_file.close()
-                self._journal_file = None
+        with self._journal_lock:
+            if self._journal_file is not None:
+                try:
+                    self._journal_file.flush()
+                    os.fsync(self._journal_file.fileno())
+                finally:
+                    self._journal_file.close()
+                    self._journal_file = None
 
     def clear_journal(self) -> None:
         """Forget every journal entry (done after a successful commit)."""
@@ -405,6 +479,7 @@ class Staging:
         parent: int | None = None,
         job_meta: Mapping[str, Mapping[str, Any]] | None = None,
         keep_journal: bool = False,
+        tables_complete: bool = True,
     ) -> CommitResult:
         """Turn the staged tables into a new immutable version (or reuse the latest).
 
@@ -414,7 +489,11 @@ class Staging:
         overrides the recorded parent (default: the latest version); ``job_meta`` gives
         job metadata for jobs missing from the journal; ``keep_journal`` leaves the
         journal in place. Tables come from the last :meth:`writer`; without one, every
-        table is empty.
+        table is empty. The tables must hold one ``jobs`` row per job and every
+        ``result_sha256`` must be stored, else RegistryError and nothing is committed.
+        ``tables_complete=False`` (a pull that held back the rows of unchanged jobs)
+        commits only as "unchanged" and raises LatestChangedError when the latest
+        version holds other content by now.
         """
         self._check_open()
         if self._writer is None:
@@ -430,6 +509,7 @@ class Staging:
             force=force,
             parent=parent,
             job_meta=job_meta,
+            tables_complete=tables_complete,
         )
         self._writer = None
         shutil.rmtree(self.tables_path, ignore_errors=True)  # present when nothing was created
@@ -451,6 +531,7 @@ class Staging:
             if self._committed and not self.journal_path.exists():
                 shutil.rmtree(self.tables_path, ignore_errors=True)
                 try:  # nothing left to resume: remove the area (the lock protocol allows it)
+                    self._lock.clear_holder()
                     (self.path / "lock").unlink()
                     self.path.rmdir()
                 except OSError:
@@ -474,10 +555,16 @@ class Staging:
         return f"<Staging project={self.project_id} batch={self.batch_id} {state}>"
 
 
-def open_staging(registry_dir: RegistryDir, project_id: str, batch_id: str) -> Staging:
+def open_staging(
+    registry_dir: RegistryDir, project_id: str, batch_id: str, *,
+    lock_timeout: float | None = None,
+) -> Staging:
     """Open (and lock) the staging area of a batch in ``registry_dir``, after checking
-    the ids and that the batch is not registered under another project."""
+    the ids and that the batch is not registered under another project.
+
+    ``lock_timeout`` (default: the registry's) is how long to wait for another holder.
+    """
     validate_id(project_id, "project id")
     validate_id(batch_id, "batch id")
     registry_dir.check_owner(project_id, batch_id)
-    return Staging(registry_dir, project_id, batch_id)
+    return Staging(registry_dir, project_id, batch_id, lock_timeout=lock_timeout)
