@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import gc
 import random
-import struct
 import uuid
-import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from playment_datasets.emulator.batch import GeneratedBatch, GeneratedJob, GroundTruth
+from playment_datasets.emulator.masks import render_labels, render_pcd, render_png
 from playment_datasets.schema import RESULT_KINDS
 
 __all__ = ["GENERATED_KINDS", "generate_batch", "generate_job"]
@@ -41,6 +40,10 @@ __all__ = ["GENERATED_KINDS", "generate_batch", "generate_job"]
 GENERATED_KINDS: tuple[str, ...] = tuple(k for k in RESULT_KINDS if k not in ("unknown", "none"))
 
 DEFAULT_ASSET_BASE_URL = "https://playment-data-uploads.s3.ap-south-1.amazonaws.com"
+#: Width and height of generated PNG masks: small, so tests stay fast.
+DEFAULT_MASK_SIZE = (64, 48)
+#: Points per generated PCD / label file.
+DEFAULT_MASK_POINTS = 200
 
 _SHAPE_LISTS = {
     "rectangle": "rectangles",
@@ -85,32 +88,6 @@ _CUBOID_FACE_OF = {
 }
 
 
-def _tiny_png() -> bytes:
-    """A valid 2×2 RGBA PNG (no image library needed)."""
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(
-            ">I", zlib.crc32(tag + data) & 0xFFFFFFFF
-        )
-
-    raw = b"".join(b"\x00" + b"\xfd\xff\xd3\xff" * 2 for _ in range(2))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 6, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
-
-
-_PNG = _tiny_png()
-_PCD = (
-    b"# .PCD v0.7 - Point Cloud Data file format\nVERSION 0.7\nFIELDS x y z label_key\n"
-    b"SIZE 4 4 4 4\nTYPE F F F F\nCOUNT 1 1 1 1\nWIDTH 3\nHEIGHT 1\n"
-    b"VIEWPOINT 0 0 0 1 0 0 0\nPOINTS 3\nDATA ascii\n"
-    b"0.5 1.0 0.1 0\n2.0 -1.5 0.3 1\n4.25 0.0 1.2 7\n"
-)
-
-
 def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
@@ -153,8 +130,15 @@ def _class_name(label: str) -> str:
 class _JobBuilder:
     """Builds one job's result JSON and its ground truth."""
 
-    def __init__(self, rng: random.Random, job_id: str, asset_base_url: str) -> None:
+    def __init__(self, rng: random.Random, job_id: str, asset_base_url: str,
+                 mask_size: tuple[int, int] = DEFAULT_MASK_SIZE,
+                 mask_points: int = DEFAULT_MASK_POINTS) -> None:
         self.rng = rng
+        # Masks draw from their own stream, seeded by the job id (itself drawn from the
+        # batch seed): adding them left every other generated value unchanged.
+        self.mask_rng = random.Random(f"masks/{job_id}")
+        self.mask_size = mask_size
+        self.mask_points = mask_points
         self._r = rng.random
         self.job_id = job_id
         self.base = asset_base_url.rstrip("/")
@@ -403,8 +387,30 @@ class _JobBuilder:
             self.truth.annotation("segment", _class_name(label))
         self.truth.t.segments += len(legend)
         path = f"masks/{self.job_id}.png"
-        self.assets[path] = _PNG
+        self._png(path, [k for k in legend if len(k) == 7])
         return self._wrap({"legend": legend, "url": f"{self.base}/{path}"}, 0.3)
+
+    def _png(self, path: str, colors: list[str]) -> None:
+        """A PNG mask of ``colors``; now and then with a colour the legend lacks."""
+        mrng = self.mask_rng
+        unknown = []
+        if mrng.random() < 0.4:
+            known = {c.lower() for c in colors}
+            while not unknown or unknown[0] in known or unknown[0] == "#000000":
+                unknown = [f"#{mrng.getrandbits(24):06x}"]
+        body, truth = render_png(mrng, *self.mask_size, colors, unknown)
+        self.assets[path] = body
+        self.truth.t.masks[f"{self.base}/{path}"] = truth
+
+    def _point_labels(self, path: str, keys: list[int], *, pcd: bool) -> None:
+        """A PCD (older format) or label file (newer) over ``keys`` plus unknown keys."""
+        mrng = self.mask_rng
+        top = max(keys, default=-1)
+        unknown = [top + 1 + i for i in range(mrng.randint(0 if keys else 1, 3))]
+        render = render_pcd if pcd else render_labels
+        body, truth = render(mrng, self.mask_points, keys, unknown)
+        self.assets[path] = body
+        self.truth.t.masks[f"{self.base}/{path}"] = truth
 
     def video_segmentation(self, n: int) -> dict[str, Any]:
         rng = self.rng
@@ -415,7 +421,6 @@ class _JobBuilder:
         while len(entries) < max(n, 1):
             for fid in frame_ids:
                 path = f"masks/{self.job_id}/{fid}.png"
-                self.assets[path] = _PNG
                 for track_id, label, color in tracks:
                     if len(entries) >= max(n, 1):
                         break
@@ -430,6 +435,9 @@ class _JobBuilder:
                     self.truth.annotation("segment", _class_name(label))
         self.truth.t.segments += len(entries)
         self.truth.t.frames += len(frame_ids)
+        for fid in frame_ids:  # one mask per frame, holding the colours of its entries
+            colors = {c: None for e in entries if e["frame_id"] == fid for c in e["legend"]}
+            self._png(f"masks/{self.job_id}/{fid}.png", list(colors))
         frames = [{"frame_id": fid, "src": f"{self.base}/videos/{self.job_id}/{fid}.jpg"}
                   for fid in frame_ids]
         return {"data": {"annotation_data": {"annotations": entries},
@@ -438,7 +446,6 @@ class _JobBuilder:
     def point_cloud_segmentation(self, n: int) -> dict[str, Any]:
         rng = self.rng
         path = f"masks/{self.job_id}_data.pcd"
-        self.assets[path] = _PCD
         if rng.random() < 0.5:  # the older list-legend generation
             legend = []
             for key in range(max(n, 1)):
@@ -448,6 +455,7 @@ class _JobBuilder:
                                "label_key": key, "value": value})
                 self.truth.annotation("segment", _class_name(value))
             self.truth.t.segments += len(legend)
+            self._point_labels(path, [e["label_key"] for e in legend], pcd=True)
             return {"legend": legend, "url": f"{self.base}/{path}"}
         frame_ids = self._frames(rng.randint(1, 3))
         entries = []
@@ -462,7 +470,18 @@ class _JobBuilder:
             entries.append(entry)
             self.truth.annotation("segment", _class_name(value))
         self.truth.t.segments += len(entries)
-        masks = {fid: {"label_url": f"{self.base}/{path}"} for fid in frame_ids}
+        if self.mask_rng.random() < 0.3:
+            # class_id as a UUID string, the integer key in label_key (seen in real files)
+            for entry in entries:
+                entry["label_key"] = entry["class_id"]
+                entry["class_id"] = _uuid(self.mask_rng)
+        masks = {}
+        for fid in frame_ids:
+            label_path = f"masks/{self.job_id}/{fid}.labels"
+            keys = sorted({e.get("label_key", e["class_id"]) for e in entries
+                           if e["frame_id"] == fid})
+            self._point_labels(label_path, keys, pcd=False)
+            masks[fid] = {"label_url": f"{self.base}/{label_path}"}
         frames = [{"frame_id": fid, "sensors": [{"sensor_id": "lidar",
                    "data_url": f"{self.base}/pcd/{self.job_id}/{fid}.pcd"}]}
                   for fid in frame_ids]
@@ -552,13 +571,17 @@ def generate_job(
     rng: random.Random,
     asset_base_url: str = DEFAULT_ASSET_BASE_URL,
     annotations: int = 8,
+    mask_size: tuple[int, int] = DEFAULT_MASK_SIZE,
+    mask_points: int = DEFAULT_MASK_POINTS,
 ) -> GeneratedJob:
     """Generate one completed job whose result has format ``kind``.
 
     ``annotations`` is the approximate number of rows the job contributes to the
     ``annotations`` table (objects, per frame for video and 3D; legend entries for
     segmentation; always 1 for classification). The exact count is in
-    ``job.truth`` and ``job.n_annotations``.
+    ``job.truth`` and ``job.n_annotations``. Segmentation jobs carry real mask files in
+    ``job.assets`` (PNGs of ``mask_size`` = (width, height) pixels, PCD / label files
+    of ``mask_points`` points) and their content in ``job.truth.masks``.
 
     Example:
         >>> import random
@@ -571,7 +594,12 @@ def generate_job(
         raise ValueError(
             f"unknown result kind {kind!r}; expected one of {', '.join(GENERATED_KINDS)}"
         )
-    builder = _JobBuilder(rng, job_id, asset_base_url)
+    width, height = mask_size
+    if width < 1 or height < 1 or mask_points < 1:
+        raise ValueError(f"mask_size and mask_points must be positive, got {mask_size} and "
+                         f"{mask_points}")
+    builder = _JobBuilder(rng, job_id, asset_base_url, (int(width), int(height)),
+                          int(mask_points))
     result = getattr(builder, kind)(max(int(annotations), 0))
     truth = builder.truth.t
     truth.jobs_by_status["completed"] += 1
@@ -599,6 +627,8 @@ def generate_batch(
     asset_base_url: str = DEFAULT_ASSET_BASE_URL,
     annotations_per_job: int = 8,
     completed_fraction: float = 0.95,
+    mask_size: tuple[int, int] = DEFAULT_MASK_SIZE,
+    mask_points: int = DEFAULT_MASK_POINTS,
 ) -> GeneratedBatch:
     """Generate a batch of ``n_jobs`` jobs, deterministically from ``seed``.
 
@@ -630,7 +660,7 @@ def generate_batch(
     gc.disable()
     try:
         return _generate_batch(n_jobs, seed, kinds, project_id, batch_id, asset_base_url,
-                               annotations_per_job, completed_fraction)
+                               annotations_per_job, completed_fraction, mask_size, mask_points)
     finally:
         if was_enabled:
             gc.enable()
@@ -638,7 +668,8 @@ def generate_batch(
 
 def _generate_batch(n_jobs: int, seed: int, kinds: tuple[str, ...], project_id: str | None,
                     batch_id: str | None, asset_base_url: str, annotations_per_job: int,
-                    completed_fraction: float) -> GeneratedBatch:
+                    completed_fraction: float, mask_size: tuple[int, int],
+                    mask_points: int) -> GeneratedBatch:
     rng = random.Random(seed)
     project_id = project_id or _uuid(rng)
     batch_id = batch_id or _uuid(rng)
@@ -650,7 +681,8 @@ def _generate_batch(n_jobs: int, seed: int, kinds: tuple[str, ...], project_id: 
         job_id = _uuid(rng) if rng.random() > 0.02 else _odd_id(rng)
         if rng.random() < completed_fraction:
             job = generate_job(kinds[n_done % len(kinds)], job_id=job_id, rng=rng,
-                               asset_base_url=asset_base_url, annotations=annotations_per_job)
+                               asset_base_url=asset_base_url, annotations=annotations_per_job,
+                               mask_size=mask_size, mask_points=mask_points)
             n_done += 1
         else:
             status = rng.choice(("in_progress", "in_progress", "pending"))

@@ -99,6 +99,9 @@ class Emulator:
             it as another origin.
         auth_failure_status: 400 (Playment's ``auth-failure`` envelope) or 401 (a
             non-JSON body, as some gateways answer).
+        mask_size: (width, height) of the PNG masks of a generated batch (default
+            64×48; segmentation masks are served like result files, through the
+            attachment redirect).
 
     Example:
         >>> from playment_datasets.emulator.batch import GeneratedBatch
@@ -126,6 +129,7 @@ class Emulator:
         port: int = 0,
         storage_port: int = 0,
         auth_failure_status: int = 400,
+        mask_size: tuple[int, int] | None = None,
     ) -> None:
         if not api_key:
             raise ConfigurationError("api_key must be a non-empty string")
@@ -174,8 +178,10 @@ class Emulator:
         if batch is None:
             from playment_datasets.emulator.generator import generate_batch
 
+            sized = {} if mask_size is None else {"mask_size": mask_size}
             batch = generate_batch(jobs, seed=seed, kinds=kinds,
-                                   asset_base_url=self.storage_url + ASSET_PREFIX.rstrip("/"))
+                                   asset_base_url=self.storage_url + ASSET_PREFIX.rstrip("/"),
+                                   **sized)
         try:
             self._catalog.add_batch(batch)
         except BaseException:
