@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from playment_datasets._lock import FileLock
 from playment_datasets._store import TMP_PREFIX, read_json, sha256_file
 from playment_datasets.errors import CorruptDatasetError, RegistryError, RegistryLockError
-from playment_datasets.schema import TABLE_NAMES
+from playment_datasets.schema import TABLE_NAMES, upgrade_table
 from playment_datasets.staging import content_id_of
 
 if TYPE_CHECKING:
@@ -352,8 +352,10 @@ def renormalize_version(reg: Registry, batch_id: str, version: int | str) -> Dat
                 writer.write(_fill_job_columns(dict(tables), job_id, jobs[job_id]))
         carried = sorted(j for j, info in jobs.items() if not info.get("result_sha256"))
         if carried:
-            for name in TABLE_NAMES:
-                writer.write({name: src.arrow(name, filters=[("job_id", "in", carried)])})
+            for name in TABLE_NAMES:  # tables / columns newer than the version: empty / null
+                old = (src.arrow(name, filters=[("job_id", "in", carried)])
+                       if name in src.tables() else None)
+                writer.write({name: upgrade_table(name, old)})
         result = staging.commit(
             jobs=jobs,
             source=src.manifest.get("source") or {},
