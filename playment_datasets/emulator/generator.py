@@ -393,7 +393,7 @@ class _JobBuilder:
     def _png(self, path: str, colors: list[str]) -> None:
         """A PNG mask of ``colors``; now and then with a colour the legend lacks."""
         mrng = self.mask_rng
-        unknown = []
+        unknown: list[str] = []
         if mrng.random() < 0.4:
             known = {c.lower() for c in colors}
             while not unknown or unknown[0] in known or unknown[0] == "#000000":
@@ -455,7 +455,7 @@ class _JobBuilder:
                                "label_key": key, "value": value})
                 self.truth.annotation("segment", _class_name(value))
             self.truth.t.segments += len(legend)
-            self._point_labels(path, [e["label_key"] for e in legend], pcd=True)
+            self._point_labels(path, list(range(len(legend))), pcd=True)
             return {"legend": legend, "url": f"{self.base}/{path}"}
         frame_ids = self._frames(rng.randint(1, 3))
         entries = []

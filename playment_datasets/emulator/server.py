@@ -176,12 +176,11 @@ class Emulator:
         self.storage_url = _url_of(self._storage_server)
 
         if batch is None:
-            from playment_datasets.emulator.generator import generate_batch
+            from playment_datasets.emulator.generator import DEFAULT_MASK_SIZE, generate_batch
 
-            sized = {} if mask_size is None else {"mask_size": mask_size}
             batch = generate_batch(jobs, seed=seed, kinds=kinds,
                                    asset_base_url=self.storage_url + ASSET_PREFIX.rstrip("/"),
-                                   **sized)
+                                   mask_size=mask_size or DEFAULT_MASK_SIZE)
         try:
             self._catalog.add_batch(batch)
         except BaseException:

@@ -300,6 +300,11 @@ def _bad_string_path(obj: Any) -> str:
 Rows = dict[str, list[tuple[Any, ...]]]
 
 
+def _row_count(name: str, rows: list[Any]) -> int:
+    """Rows of one table of a job (``point_labels`` arrives as Arrow tables)."""
+    return sum(t.num_rows for t in rows) if name in ARROW_TABLES else len(rows)
+
+
 class _JobRows:
     """The rows of one normalized job, and how to replace them by an error row.
 
@@ -441,8 +446,7 @@ class BatchNormalizer:
         with _gc_paused():
             got = _normalize_rows(raw, job or {}, self.strict, masks)
         self._jobs.append(got)
-        self.rows += sum(sum(t.num_rows for t in rows) if name in ARROW_TABLES else len(rows)
-                         for name, rows in got.rows.items())
+        self.rows += sum(_row_count(name, rows) for name, rows in got.rows.items())
 
     def add_failure(self, job: Mapping[str, Any], *, stage: str, error_type: str, message: str,
                     http_status: int | None = None, code: str | None = None,
