@@ -48,6 +48,10 @@ def test_tables_have_arrow_dtypes_and_values(reg: Registry) -> None:
     assert ann["n_points"].isna().tolist() == [False, True]  # nullable ints stay ints
     assert ann.query("label == 'car'")["x_max"].tolist() == [0.3]
     for name in TABLE_NAMES:
+        assert list(ds.table(name).columns) == TABLES[name].names
+    # the tables of schema 1 also as properties (masks, point_labels, warnings: ds.table)
+    for name in ("jobs", "annotations", "points", "edges", "attributes", "cuboids_3d",
+                 "frames", "segments", "errors"):
         assert list(getattr(ds, name).columns) == TABLES[name].names
 
 
