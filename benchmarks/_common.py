@@ -81,6 +81,32 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+#: How big a run is: ``full`` gives the figures worth quoting, ``quick`` a small run
+#: of every section, ``smoke`` the smallest run that still produces every figure (the
+#: test suite runs it to check that every section works; its figures mean nothing).
+SIZES = ("full", "quick", "smoke")
+
+
+def runs_for(size: str, runs: int | None) -> int:
+    """Runs per figure: ``runs`` if given, else 3 for a full run and 1 otherwise."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}; got {size!r}")
+    return runs or (3 if size == "full" else 1)
+
+
+def add_size_arguments(parser: Any, quick_help: str) -> None:
+    """``--quick`` and ``--smoke`` (mutually exclusive); read back with :func:`size_of`."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help=quick_help)
+    group.add_argument("--smoke", action="store_true",
+                       help="the smallest run that produces every figure (checks only)")
+
+
+def size_of(args: Any) -> str:
+    """The size chosen on the command line by :func:`add_size_arguments`."""
+    return "smoke" if args.smoke else "quick" if args.quick else "full"
+
+
 REFERENCE_SCRIPT = ROOT / "benchmarks" / "reference_script.py"
 
 
@@ -96,20 +122,20 @@ def reference_script_for(base_url: str, api_key: str, project_id: str, batch_id:
 def section_main(
     argv: list[str] | None,
     description: str,
-    run: Callable[[bool, int | None], dict[str, Any]],
+    run: Callable[[str, int | None], dict[str, Any]],
     print_tables: Callable[[dict[str, Any]], None],
     *,
     quick_help: str,
 ) -> dict[str, Any]:
-    """The command line of one benchmark section: --quick, --runs, --json."""
+    """The command line of one benchmark section: --quick/--smoke, --runs, --json."""
     import argparse
 
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help=quick_help)
+    add_size_arguments(parser, quick_help)
     parser.add_argument("--runs", type=int, default=None, help="runs per figure (median)")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args(argv)
-    report = run(args.quick, args.runs)
+    report = run(size_of(args), args.runs)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

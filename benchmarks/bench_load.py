@@ -31,11 +31,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import print_table, run_child, section_main  # noqa: E402
+from benchmarks._common import print_table, run_child, runs_for, section_main  # noqa: E402
 from playment_datasets.emulator.generator import generate_batch  # noqa: E402
 from playment_datasets.normalize import BatchNormalizer  # noqa: E402
-from playment_datasets.pull import _ROWS_PER_WRITE  # noqa: E402
-from playment_datasets.registry import Registry  # noqa: E402
+from playment_datasets.pull.orchestrate import _ROWS_PER_WRITE  # noqa: E402
+from playment_datasets.registry.registry import Registry  # noqa: E402
 
 ANNOTATIONS_PER_JOB = 50
 
@@ -121,10 +121,10 @@ def build(root: Path, annotations: int, *, chunk: int = 1000, seed: int = 5) -> 
             "jobs": len(manifest), "annotations": total, "version": result.version}
 
 
-def run(quick: bool = False, runs: int | None = None) -> dict[str, Any]:
+def run(size: str = "full", runs: int | None = None) -> dict[str, Any]:
     """Every figure of the load section."""
-    runs = runs or (1 if quick else 3)
-    target = 100_000 if quick else 1_000_000
+    runs = runs_for(size, runs)
+    target = {"full": 1_000_000, "quick": 100_000, "smoke": 5_000}[size]
     with tempfile.TemporaryDirectory() as tmp:
         built = build(Path(tmp), target)
         loads = [run_child(LOAD_CHILD, built["batch_id"], built["registry"])

@@ -14,6 +14,7 @@ json.loads is the time of parsing every result alone over the normalize time.
 Usage:
     python benchmarks/bench_normalize.py            # >= 200,000 annotations
     python benchmarks/bench_normalize.py --quick    # a small run
+    python benchmarks/bench_normalize.py --smoke    # the smallest run (checks only)
     python benchmarks/bench_normalize.py --json     # machine-readable output
     python benchmarks/bench_normalize.py --per-job 40   # bigger jobs
 """
@@ -34,10 +35,15 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    add_size_arguments,
+    print_table,
+    runs_for,
+    size_of,
+)
 from playment_datasets.emulator.generator import generate_batch  # noqa: E402
 from playment_datasets.normalize import BatchNormalizer, normalize_result  # noqa: E402
-from playment_datasets.pull import _ROWS_PER_WRITE  # noqa: E402
+from playment_datasets.pull.orchestrate import _ROWS_PER_WRITE  # noqa: E402
 
 _LISTS = ("rectangles", "polygons", "lines", "cuboids", "landmarks")
 
@@ -111,10 +117,10 @@ def make_jobs(target: int, per_job: int) -> tuple[list[tuple[str, bytes]], int]:
     return jobs, n_annotations
 
 
-def run(quick: bool = False, repeat: int | None = None, per_job: int = 8) -> dict[str, Any]:
+def run(size: str = "full", repeat: int | None = None, per_job: int = 8) -> dict[str, Any]:
     """Every figure of the normalize section (raises if a row count is wrong)."""
-    repeat = repeat or (1 if quick else 3)
-    target = 20_000 if quick else 200_000
+    repeat = runs_for(size, repeat)
+    target = {"full": 200_000, "quick": 20_000, "smoke": 2_000}[size]
     jobs, n_annotations = make_jobs(target, per_job)
     records = [{"job_id": jid, "status": "completed"} for jid, _ in jobs]
 
@@ -195,15 +201,15 @@ def print_tables(report: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a small run (about 20k rows)")
+    add_size_arguments(parser, "a small run (about 20k rows)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--repeat", type=int, default=None,
-                        help="runs per method (median; default 3, 1 with --quick)")
+                        help="runs per method (median; default 3, 1 with --quick or --smoke)")
     parser.add_argument("--per-job", type=int, default=8,
                         help="annotations per job (default 8, the generator's default)")
     args = parser.parse_args(argv)
     try:
-        report = run(args.quick, args.repeat, args.per_job)
+        report = run(size_of(args), args.repeat, args.per_job)
     except RuntimeError as exc:
         print(exc, file=sys.stderr)
         return 1

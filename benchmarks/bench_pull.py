@@ -30,11 +30,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import print_table, reference_script_for, run_child  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    add_size_arguments,
+    print_table,
+    reference_script_for,
+    run_child,
+    runs_for,
+    size_of,
+)
 from playment_datasets.emulator import Emulator  # noqa: E402
 from playment_datasets.emulator.batch import GeneratedBatch  # noqa: E402
 from playment_datasets.emulator.generator import generate_batch  # noqa: E402
-from playment_datasets.pull import DEFAULT_WORKERS  # noqa: E402
+from playment_datasets.pull.orchestrate import DEFAULT_WORKERS  # noqa: E402
 
 #: Jobs the reference script fetches per latency (its jobs/s does not depend on it).
 REFERENCE_JOBS = {20.0: 30, 100.0: 15}
@@ -224,26 +231,28 @@ def bench_memory(sizes: list[int], annotations_per_job: int, runs: int) -> dict[
             "growth_ratio": rows[-1]["peak_rss_mb"] / base}
 
 
-def run(quick: bool = False, runs: int | None = None, *, fetch: bool = True,
+def run(size: str = "full", runs: int | None = None, *, fetch: bool = True,
         memory: bool = True) -> dict[str, Any]:
     """Every figure of the fetch, incremental and memory sections."""
-    runs = runs or (1 if quick else 3)
-    jobs = 200 if quick else 1000
+    runs = runs_for(size, runs)
+    jobs = {"full": 1000, "quick": 200, "smoke": 40}[size]
+    reference_jobs = REFERENCE_JOBS if size != "smoke" else dict.fromkeys(REFERENCE_JOBS, 4)
     result: dict[str, Any] = {}
     if fetch:
         rows: list[dict[str, Any]] = []
         incremental = []
-        for latency, ref_jobs in REFERENCE_JOBS.items():
+        for latency, ref_jobs in reference_jobs.items():
             got, inc = bench_fetch(jobs, latency, runs, ref_jobs)
             rows += got
             incremental.append(inc)
-        subsets = ", ".join(f"{n} at {lat:g} ms" for lat, n in REFERENCE_JOBS.items())
+        subsets = ", ".join(f"{n} at {lat:g} ms" for lat, n in reference_jobs.items())
         result["fetch"] = {"runs": runs, "default_workers": DEFAULT_WORKERS, "rows": rows,
                            "note": f"the reference script runs on a subset of the jobs "
                                    f"({subsets}); its jobs/s does not depend on the batch size"}
         result["incremental"] = {"runs": runs, "rows": incremental}
     if memory:
-        sizes, per_job = ([500, 2000], 20) if quick else ([5000, 20000, 50000], 50)
+        sizes, per_job = {"full": ([5000, 20000, 50000], 50), "quick": ([500, 2000], 20),
+                          "smoke": ([50, 200], 5)}[size]
         result["memory"] = {"runs": 1, **bench_memory(sizes, per_job, 1)}
     return result
 
@@ -278,13 +287,13 @@ def print_tables(result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, one run")
+    add_size_arguments(parser, "small sizes, one run")
     parser.add_argument("--runs", type=int, default=None, help="runs per figure (median)")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory section")
     parser.add_argument("--memory-only", action="store_true", help="only the memory section")
     args = parser.parse_args(argv)
-    result = run(args.quick, args.runs, fetch=not args.memory_only, memory=not args.no_memory)
+    result = run(size_of(args), args.runs, fetch=not args.memory_only, memory=not args.no_memory)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

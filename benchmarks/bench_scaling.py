@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import print_table, section_main  # noqa: E402
+from benchmarks._common import print_table, runs_for, section_main  # noqa: E402
 from benchmarks.bench_pull import generate_bytes_only, library_pull, subset  # noqa: E402
 from playment_datasets.emulator import Emulator  # noqa: E402
 
@@ -31,17 +31,19 @@ LATENCY_MS = 50.0
 REQUESTS_PER_JOB = 3
 
 
-def plan(quick: bool) -> list[tuple[int, int]]:
+def plan(size: str) -> list[tuple[int, int]]:
     """(workers, jobs) per point: enough jobs for a few seconds at the bound, capped."""
-    if quick:
+    if size == "smoke":
+        return [(w, min(64, 2 * w)) for w in (1, 16, 64)]
+    if size == "quick":
         return [(w, min(200, 10 * w)) for w in (1, 16, 64)]
     return [(w, min(1000, 60 * w)) for w in (1, 4, 16, 32, 64, 128)]
 
 
-def run(quick: bool = False, runs: int | None = None) -> dict[str, Any]:
+def run(size: str = "full", runs: int | None = None) -> dict[str, Any]:
     """Every figure of the scaling section."""
-    runs = runs or (1 if quick else 3)
-    points = plan(quick)
+    runs = runs_for(size, runs)
+    points = plan(size)
     full = generate_bytes_only(max(n for _, n in points), seed=3, annotations_per_job=8)
     rows = []
     for workers, n in points:

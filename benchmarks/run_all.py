@@ -9,13 +9,14 @@ Sections (each also runs alone as ``python benchmarks/bench_<name>.py``):
 5. load — pds.load() + ds.annotations vs reading per-job JSON files (bench_load);
 6. scaling — pull() jobs/s as workers grows at 50 ms latency (bench_scaling).
 
-Every figure is a median of 3 runs (1 with ``--quick``); every ratio is against a
+Every figure is a median of 3 runs (1 with ``--quick`` or ``--smoke``); every ratio is against a
 baseline measured in the same run. The machines are shared: compare ratios, not
 absolute figures, across runs.
 
 Usage:
     python benchmarks/run_all.py             # full run (many minutes)
     python benchmarks/run_all.py --quick     # small sizes, one run each
+    python benchmarks/run_all.py --smoke     # the smallest sizes: checks that all runs
     python benchmarks/run_all.py --json      # one JSON document with every figure
 """
 
@@ -34,13 +35,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import bench_load, bench_normalize, bench_pull, bench_scaling  # noqa: E402
-from benchmarks._common import print_table  # noqa: E402
+from benchmarks._common import add_size_arguments, print_table, runs_for, size_of  # noqa: E402
 
 
-def run(quick: bool = False, runs: int | None = None) -> dict[str, Any]:
+def run(size: str = "full", runs: int | None = None) -> dict[str, Any]:
     """Every section's figures, plus the combined summary rows."""
     started = time.perf_counter()
-    result: dict[str, Any] = {"quick": quick, "runs": runs or (1 if quick else 3),
+    result: dict[str, Any] = {"size": size, "runs": runs_for(size, runs),
                               "machine": {"cpus": os.cpu_count(),
                                           "python": platform.python_version()}}
     seconds: dict[str, float] = {}
@@ -51,12 +52,12 @@ def run(quick: bool = False, runs: int | None = None) -> dict[str, Any]:
         seconds[name] = time.perf_counter() - t0
         return got
 
-    pulled = timed("fetch+incremental", lambda: bench_pull.run(quick, runs, memory=False))
+    pulled = timed("fetch+incremental", lambda: bench_pull.run(size, runs, memory=False))
     result["fetch"], result["incremental"] = pulled["fetch"], pulled["incremental"]
-    result["normalize"] = timed("normalize", lambda: bench_normalize.run(quick, runs))
-    result["memory"] = timed("memory", lambda: bench_pull.run(quick, runs, fetch=False))["memory"]
-    result["load"] = timed("load", lambda: bench_load.run(quick, runs))
-    result["scaling"] = timed("scaling", lambda: bench_scaling.run(quick, runs))
+    result["normalize"] = timed("normalize", lambda: bench_normalize.run(size, runs))
+    result["memory"] = timed("memory", lambda: bench_pull.run(size, runs, fetch=False))["memory"]
+    result["load"] = timed("load", lambda: bench_load.run(size, runs))
+    result["scaling"] = timed("scaling", lambda: bench_scaling.run(size, runs))
     result["summary"] = summary(result)
     result["section_seconds"] = seconds
     result["total_seconds"] = time.perf_counter() - started
@@ -115,18 +116,19 @@ def print_all(result: dict[str, Any]) -> None:
     bench_pull.print_tables({"memory": result["memory"]})
     bench_load.print_tables(result["load"])
     bench_scaling.print_tables(result["scaling"])
-    print_table(f"All benchmarks ({'quick, ' if result['quick'] else ''}median of "
+    size = "" if result["size"] == "full" else f"{result['size']}, "
+    print_table(f"All benchmarks ({size}median of "
                 f"{result['runs']} run(s); ratio = value / baseline, or baseline / value for "
                 f"times; {result['total_seconds']:.0f} s in all)", result["summary"])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
+    add_size_arguments(parser, "small sizes, one run each")
     parser.add_argument("--runs", type=int, default=None, help="runs per figure (median)")
     parser.add_argument("--json", action="store_true", help="print one JSON document only")
     args = parser.parse_args(argv)
-    result = run(args.quick, args.runs)
+    result = run(size_of(args), args.runs)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -8,6 +8,11 @@ Example:
 
 from __future__ import annotations
 
+from playment_datasets._version import __version__
+from playment_datasets.api.client import FetchedResult, PlaymentClient, RetryPolicy, Timeouts  # noqa: E402
+from playment_datasets.api.ids import validate_id  # noqa: E402
+from playment_datasets.dataset.dataset import Dataset  # noqa: E402
+from playment_datasets.dataset.diff import DatasetDiff  # noqa: E402
 from playment_datasets.errors import (
     APIError,
     AuthenticationError,
@@ -26,18 +31,11 @@ from playment_datasets.errors import (
     ServerError,
     TransportError,
 )
-from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES
-
-__version__ = "0.1.0"
-
-from playment_datasets.client import FetchedResult, PlaymentClient, RetryPolicy, Timeouts  # noqa: E402
-from playment_datasets.dataset import Dataset, load  # noqa: E402
-from playment_datasets.diff import DatasetDiff  # noqa: E402
-from playment_datasets.ids import validate_id  # noqa: E402
 from playment_datasets.normalize import BatchNormalizer, normalize_result, to_pixels  # noqa: E402
-from playment_datasets.pull import pull  # noqa: E402
-from playment_datasets.registry import CommitResult, Registry  # noqa: E402
-from playment_datasets.remote import RemoteDataset, RemoteRegistry  # noqa: E402
+from playment_datasets.pull.orchestrate import pull  # noqa: E402
+from playment_datasets.registry.registry import CommitResult, Registry, load  # noqa: E402
+from playment_datasets.registry.remote import RemoteDataset, RemoteRegistry  # noqa: E402
+from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES
 
 __all__ = [
     "APIError",

@@ -200,13 +200,13 @@ def parse_dataset_ref(text: str, *, require_version: bool = False) -> tuple[str,
 
 
 def _registry(args: argparse.Namespace):
-    from playment_datasets.registry import Registry
+    from playment_datasets.registry.registry import Registry
 
     return Registry(args.registry)
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from playment_datasets.pull import DEFAULT_WORKERS, pull
+    from playment_datasets.pull.orchestrate import DEFAULT_WORKERS, pull
 
     ds = pull(
         args.project_id, args.batch_id, base_url=args.base_url, registry=args.registry,
@@ -227,7 +227,7 @@ def cmd_commit_shards(args: argparse.Namespace) -> int:
 
 
 def _shard(text: str) -> tuple[int, int]:
-    from playment_datasets.shards import parse_shard
+    from playment_datasets.registry.shards import parse_shard
 
     try:
         return parse_shard(text)
@@ -274,7 +274,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from playment_datasets import exports
+    from playment_datasets.dataset import exports
 
     batch, version = parse_dataset_ref(args.dataset)
     ds = _registry(args).load(batch, version)
@@ -305,7 +305,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from playment_datasets.emulator import Emulator
-    from playment_datasets.pull import pull
+    from playment_datasets.pull.orchestrate import pull
 
     registry = args.registry or tempfile.mkdtemp(prefix="playment-demo-")
     with Emulator(jobs=args.jobs, seed=7) as emu:

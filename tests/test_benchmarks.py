@@ -1,8 +1,10 @@
 """The benchmark suite runs end to end and every section reports its figures.
 
 Nothing here asserts a speed or a ratio: the machines are shared and noisy. The test
-checks that ``run_all.py --quick --json`` exits cleanly and that every section
-produced positive numbers under the expected keys.
+checks that ``run_all.py --smoke --json`` (the smallest sizes, one run each) exits
+cleanly and that every section produced positive numbers under the expected keys.
+Its timeout only guards against a hang: a busy machine may take several times longer
+than an idle one.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ def report() -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYMENT_")}
     env["PYTHONPATH"] = str(ROOT)
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick", "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+        [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--smoke", "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)

@@ -209,6 +209,7 @@ def test_partial_pull_exits_3(tmp_path: Path) -> None:
     assert "1 jobs could not be fetched or parsed" in got.stdout
 
 
+@pytest.mark.slow
 def test_every_command_has_help_with_an_example() -> None:
     for command in ("pull", "list", "show", "diff", "verify", "export", "emulator", "demo"):
         got = run(command, "--help")

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from playment_datasets.client import FetchedResult, PlaymentClient, RetryPolicy, Timeouts
+from playment_datasets.api.client import FetchedResult, PlaymentClient, RetryPolicy, Timeouts
 from playment_datasets.emulator import Emulator
 from playment_datasets.errors import (
     AuthenticationError,
@@ -350,6 +350,7 @@ def test_key_is_absent_from_repr_errors_and_debug_logs(
 # -- the acceptance walk -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_thousand_jobs_with_a_fifth_of_requests_faulted_all_come_back_intact() -> None:
     spec = ("500=0.05,502=0.02,503=0.04,429=0.04,reset=0.02,truncate=0.02,expire=0.01;"
             "seed=11;retry_after=0")

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from test_registry import commit_batch
 
-from playment_datasets.dataset import Dataset, load
+from playment_datasets.dataset.dataset import Dataset
 from playment_datasets.errors import CorruptDatasetError, DatasetNotFoundError
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry, load
 from playment_datasets.schema import TABLE_NAMES, TABLES
 
 ANNS = [

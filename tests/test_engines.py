@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 
 import playment_datasets as pds
-from playment_datasets.dataset import Dataset
+from playment_datasets.dataset.dataset import Dataset
 from playment_datasets.emulator import Emulator
 
 TABLES_COMPARED = ["annotations", "points", "attributes"]

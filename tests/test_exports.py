@@ -17,8 +17,8 @@ import pyarrow as pa
 import pytest
 from pycocotools.coco import COCO
 
+from playment_datasets.dataset.exports import resolve_image_sizes, to_coco, to_csv, to_yolo
 from playment_datasets.errors import ConfigurationError, InvalidIdError, PlaymentDatasetsError
-from playment_datasets.exports import resolve_image_sizes, to_coco, to_csv, to_yolo
 from playment_datasets.schema import TABLE_NAMES, TABLES
 
 # Pixel sizes of the images, per job.
@@ -419,7 +419,7 @@ def test_unusable_shapes_are_skipped_and_logged(
                    + pts("a/null", [(0.1, 0.1), (None, 0.2), (0.3, 0.1)])
                    + pts("a/ok", [(0.0, 0.0), (0.5, 0.0), (0.0, 0.5)])),
     }
-    with caplog.at_level("WARNING", logger="playment_datasets.exports"):
+    with caplog.at_level("WARNING", logger="playment_datasets.dataset.exports"):
         coco = load_coco(to_coco(make_ds(tables), tmp_path, image_size=(100, 100)))
     [ann] = coco.dataset["annotations"]
     assert ann["playment_annotation_key"] == "a/ok"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from playment_datasets.api.ids import validate_id
 from playment_datasets.errors import InvalidIdError, PlaymentDatasetsError
-from playment_datasets.ids import validate_id
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,7 @@ def test_notebooks_are_committed_without_outputs(name: str) -> None:
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
+@pytest.mark.slow
 def test_quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nb = _run("quickstart.ipynb", tmp_path, monkeypatch)
     summary = _summary(nb)

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 import playment_datasets as pds
-from playment_datasets.client import RetryPolicy
+from playment_datasets.api.client import RetryPolicy
 from playment_datasets.emulator import Emulator
 from playment_datasets.errors import AuthenticationError, PullError
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
 
 
 def do_pull(emu: Emulator, registry: Path | Registry, **options):
@@ -236,6 +236,7 @@ def spawn_pull(emu: Emulator, root: Path) -> subprocess.Popen[bytes]:
     )
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_point_then_rerun_gives_the_same_content(tmp_path: Path) -> None:
     with Emulator(jobs=80, seed=13, latency_ms=4) as emu:
         reference = do_pull(emu, tmp_path / "reference").manifest["content_id"]

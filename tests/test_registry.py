@@ -19,9 +19,9 @@ from playment_datasets.errors import (
     RegistryError,
     RegistryLockError,
 )
-from playment_datasets.registry import Registry, default_registry_path
+from playment_datasets.registry.registry import Registry, default_registry_path
+from playment_datasets.registry.staging import TableWriter
 from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES, TABLES
-from playment_datasets.staging import TableWriter
 
 
 # -- helpers shared by the other registry test modules ----------------------------------

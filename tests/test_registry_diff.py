@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from test_registry import commit_batch
 
-from playment_datasets.diff import DatasetDiff
-from playment_datasets.registry import Registry
+from playment_datasets.dataset.diff import DatasetDiff
+from playment_datasets.registry.registry import Registry
 
 
 def _ann(job: str, key: str, label: str | None, box: tuple[float, float, float, float] | None):

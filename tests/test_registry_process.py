@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from playment_datasets.registry import Registry
-from playment_datasets.staging import CRASH_ENV
+from playment_datasets.registry.registry import Registry
+from playment_datasets.registry.staging import CRASH_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,7 @@ COMMIT_SCRIPT = textwrap.dedent(
     """
     import sys
     import pyarrow as pa
-    from playment_datasets.registry import Registry
+    from playment_datasets.registry.registry import Registry
     from playment_datasets.schema import TABLES
 
     root, batch, tag, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -79,6 +79,7 @@ def test_concurrent_commits_lose_no_update(tmp_path: Path) -> None:
     assert reg.verify().ok
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 @pytest.mark.parametrize("step", ["before-rename", "after-rename", "after-index"])
 def test_sigkill_during_commit_leaves_a_valid_registry(tmp_path: Path, step: str) -> None:

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from test_registry import commit_batch, make_table, snapshot
 
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
 from playment_datasets.schema import empty_tables
 
 RAW = {

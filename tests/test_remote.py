@@ -12,11 +12,11 @@ import pytest
 from test_registry import commit_batch
 
 import playment_datasets as pds
-from playment_datasets.dataset import Dataset
+from playment_datasets.dataset.dataset import Dataset
 from playment_datasets.emulator import Emulator
 from playment_datasets.errors import ConfigurationError, DatasetNotFoundError
-from playment_datasets.registry import Registry
-from playment_datasets.remote import RemoteDataset, RemoteRegistry
+from playment_datasets.registry.registry import Registry
+from playment_datasets.registry.remote import RemoteDataset, RemoteRegistry
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
@@ -89,6 +89,7 @@ def same_tables(a: Dataset, b: Dataset) -> None:
         assert a.arrow(name).equals(b.arrow(name)), name
 
 
+@pytest.mark.slow
 def test_pull_into_s3_lands_one_version_with_the_local_tables(s3, url, emu, tmp_path) -> None:
     reg = remote(s3, url, tmp_path / "work")
     ds = pull(emu, reg)
@@ -112,6 +113,7 @@ def test_pull_into_s3_lands_one_version_with_the_local_tables(s3, url, emu, tmp_
     assert not any(k.endswith("/v2") for k in keys(s3, url))
 
 
+@pytest.mark.slow
 def test_another_machine_reads_tags_and_verifies(s3, url, emu, tmp_path) -> None:
     pull(emu, remote(s3, url, tmp_path / "a"))
     other = remote(s3, url, tmp_path / "b")  # an empty working registry: nothing local
@@ -153,6 +155,7 @@ def test_conditional_writes_are_enforced_by_the_server(s3, url, tmp_path) -> Non
     assert reg._writes.read(key)[0] == b"third"
 
 
+@pytest.mark.slow
 def test_concurrent_publishers_all_land_with_distinct_numbers(s3, url, tmp_path) -> None:
     sources = []
     for i in range(4):

@@ -13,8 +13,8 @@ import pytest
 import playment_datasets as pds
 from playment_datasets.emulator import Emulator, generate_batch
 from playment_datasets.errors import ConfigurationError, PlaymentDatasetsError, RegistryError
-from playment_datasets.registry import Registry
-from playment_datasets.shards import parse_shard, shard_of
+from playment_datasets.registry.registry import Registry
+from playment_datasets.registry.shards import parse_shard, shard_of
 
 N_SHARDS = 3
 
@@ -57,6 +57,7 @@ def single_pull(emu: Emulator, root: Path):
     )
 
 
+@pytest.mark.slow
 def test_dask_workers_pull_shards_and_one_commit_equals_a_single_pull(emu, tmp_path) -> None:
     distributed = pytest.importorskip("distributed")
     shared = tmp_path / "shared"

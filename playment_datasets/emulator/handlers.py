@@ -17,14 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 from xml.sax.saxutils import escape
 
 from playment_datasets.emulator.catalog import is_token_shaped, is_valid_id
 
-if TYPE_CHECKING:
-    from playment_datasets.emulator.server import Emulator
+# The Emulator of server.py, which imports this module: named loosely so imports run one way.
+Emulator = Any
 
 __all__ = ["ApiHandler", "EmulatorHTTPServer", "StorageHandler"]
 

@@ -11,9 +11,9 @@ from typing import Any
 import pyarrow.parquet as pq
 
 import playment_datasets as pds
-from playment_datasets.client import RetryPolicy, Timeouts
+from playment_datasets.api.client import RetryPolicy, Timeouts
 from playment_datasets.emulator import Emulator
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
 
 #: Retries that survive heavy fault rates without slowing the suite down.
 FAST_RETRY = RetryPolicy(attempts=10, backoff_base=0.01, backoff_max=0.1, retry_after_max=0.05)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from reliability_helpers import check_visible_versions, child_env, spawn
 
 import playment_datasets as pds
 from playment_datasets.emulator import Emulator, generate_batch
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
 
 PULLER = """
 import sys
@@ -25,7 +26,7 @@ READER = """
 import json, os, sys, time
 import pyarrow.parquet as pq
 from playment_datasets.errors import DatasetNotFoundError
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
 
 root, stop, batches = sys.argv[1], sys.argv[2], sys.argv[3:]
 seen = {"nothing": 0, "complete": 0, "failures": []}
@@ -57,6 +58,7 @@ print(json.dumps(seen))
 """
 
 
+@pytest.mark.slow
 def test_two_pullers_and_a_reader_never_see_or_leave_anything_partial(tmp_path: Path) -> None:
     first = generate_batch(120, seed=31, project_id="proj-rel", batch_id="batch-a")
     second = generate_batch(120, seed=32, project_id="proj-rel", batch_id="batch-b")

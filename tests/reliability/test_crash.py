@@ -12,18 +12,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from reliability_helpers import check_visible_versions, child_env, do_pull
 
 from playment_datasets.emulator import Emulator, generate_batch
-from playment_datasets.registry import Registry
-from playment_datasets.staging import CRASH_ENV
+from playment_datasets.registry.registry import Registry
+from playment_datasets.registry.staging import CRASH_ENV
 
 # With REL_KILL_AFTER_TABLE=k the child kills itself once k table files are flushed while
 # the tables are being written (the others are open or not yet created).
 CHILD = """
 import os, signal, sys
 import playment_datasets as pds
-from playment_datasets import staging
+from playment_datasets.registry import staging
 
 after = int(os.environ.get("REL_KILL_AFTER_TABLE", "0"))
 if after:
@@ -61,6 +62,7 @@ def _run_until(emu: Emulator, root: Path, log: Path, trigger: Callable[[], bool]
     return returncode, seen
 
 
+@pytest.mark.slow
 def test_sigkill_at_seeded_points_of_every_stage(tmp_path: Path) -> None:
     rng = random.Random(20240611)
     batch = generate_batch(300, seed=9)

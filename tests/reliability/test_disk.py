@@ -23,7 +23,7 @@ from reliability_helpers import check_visible_versions, child_env, do_pull, spaw
 
 from playment_datasets.emulator import Emulator, generate_batch
 from playment_datasets.errors import RegistryError
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
 
 BIG = 400_000  # bytes of each enlarged result
 

@@ -17,7 +17,10 @@ import pytest
 from reliability_helpers import FAST_RETRY, SHORT_TIMEOUTS, do_pull
 
 from playment_datasets.emulator import Emulator, generate_batch
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
+
+#: A 1,000-job pull under every fault kind: tens of seconds, so in the slow step.
+pytestmark = pytest.mark.slow
 
 API_KEY = "rel-key-7d1c0e55f2a94b0b"
 

@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -96,6 +97,7 @@ def _finite_or_null(table: pa.Table, column: str) -> None:
         assert value is None or math.isfinite(value)
 
 
+@pytest.mark.slow
 @budget("documents")
 @given(doc=documents, as_text=st.booleans())
 def test_any_json_document_normalizes_without_raising(doc: Any, as_text: bool) -> None:
@@ -111,6 +113,7 @@ def test_any_json_document_normalizes_without_raising(doc: Any, as_text: bool) -
         _finite_or_null(tables["points"], "x")
 
 
+@pytest.mark.slow
 @budget("bytes")
 @given(raw=st.binary(max_size=300) | documents.map(lambda d: _encode(d, False)[:-1]))
 def test_arbitrary_bytes_normalize_without_raising(raw: bytes) -> None:
@@ -124,6 +127,7 @@ def test_arbitrary_bytes_normalize_without_raising(raw: bytes) -> None:
 @given(doc=documents, job=st.dictionaries(st.sampled_from(
     ["job_id", "status", "reference_id", "priority_weight", "frames", "tag", "result"]),
     scalars, max_size=7))
+@pytest.mark.slow
 def test_parsed_documents_and_odd_job_records_never_raise(doc: Any, job: dict[str, Any]) -> None:
     tables = normalize_result(doc if doc is not None else {}, job)
     assert list(tables) == list(TABLE_NAMES)

@@ -9,7 +9,7 @@ from hostile_api import HostileApi
 
 import playment_datasets as pds
 from playment_datasets.errors import InvalidIdError
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
 
 API_KEY = "rel-hostile-key-41c2"
 BAD_IDS = ["../../evil", "..", ".hidden", "a/b", "a\\b", "nul\x00id", "x" * 300, "",

@@ -10,7 +10,7 @@ from pathlib import Path
 from reliability_helpers import do_pull
 
 from playment_datasets.emulator import Emulator, GroundTruth, generate_batch
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
 
 RECT = b'{"_id":"a","label":"car","coordinates":[]},'
 HOSTILE: dict[str, bytes] = {

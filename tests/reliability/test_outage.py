@@ -12,7 +12,7 @@ from reliability_helpers import SHORT_RETRY, do_pull
 
 from playment_datasets.emulator import Emulator, generate_batch
 from playment_datasets.errors import PullError
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
 
 API_KEY = "rel-outage-key-0b9e61d2"
 

@@ -16,9 +16,9 @@ import pytest
 from reliability_helpers import SHORT_RETRY, check_visible_versions, child_env, spawn
 
 import playment_datasets as pds
-from playment_datasets.client import PlaymentClient
+from playment_datasets.api.client import PlaymentClient
 from playment_datasets.emulator import Emulator, generate_batch
-from playment_datasets.registry import Registry
+from playment_datasets.registry.registry import Registry
 
 KEY = "rel-secret-key-93f0a1b7"
 

@@ -1,7 +1,7 @@
 """Optional progress bars: tqdm.auto when wanted, a do-nothing bar otherwise.
 
 Example:
-    >>> from playment_datasets.progress import make_progress
+    >>> from playment_datasets.pull.progress import make_progress
     >>> with make_progress(False, desc="fetching", total=3) as bar:
     ...     bar.update(3)
 """

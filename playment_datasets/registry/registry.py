@@ -9,8 +9,12 @@ Layout under the registry root (``default_registry_path()`` unless given)::
         manifest.json  <table>.parquet …  job_meta.jsonl.gz
     staging/<project_id>/<batch_id>/   in-flight pulls (journal.jsonl, tables/, lock)
 
-A version is immutable and appears atomically (see ``playment_datasets._commit``).
+A version is immutable and appears atomically (see ``playment_datasets.registry.commit``).
 Reading needs no lock: ``registry.json`` is only ever replaced whole.
+
+:class:`Registry` is a thin face: the work is done by the modules of this folder, which
+receive a :class:`~playment_datasets.registry.index.RegistryDir` (root, lock timeout,
+object store) and never import this module.
 
 Example:
     >>> import tempfile
@@ -25,55 +29,60 @@ import logging
 import os
 import re
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pandas as pd
+import platformdirs
 
-from playment_datasets._lock import FileLock
-from playment_datasets._store import ObjectStore, atomic_write_json, read_json
-from playment_datasets.dataset import Dataset
+from playment_datasets.api.ids import validate_id
+from playment_datasets.dataset.dataset import Dataset
+from playment_datasets.dataset.diff import DatasetDiff, diff_datasets
 from playment_datasets.errors import (
     ConfigurationError,
-    CorruptDatasetError,
     DatasetNotFoundError,
-    RegistryError,
 )
-from playment_datasets.ids import validate_id
-from playment_datasets.staging import CommitResult, Staging
-
-if TYPE_CHECKING:
-    from playment_datasets.diff import DatasetDiff
-    from playment_datasets.maintenance import GcReport, VerifyReport
+from playment_datasets.registry.index import (
+    _VERSION_RE,
+    INDEX_FORMAT,
+    RegistryDir,
+    _join,
+    check_index,
+    find_entry,
+    version_in,
+    version_info,
+)
+from playment_datasets.registry.maintenance import (
+    GcReport,
+    VerifyReport,
+    collect_garbage,
+    renormalize_version,
+    verify_registry,
+)
+from playment_datasets.registry.shards import commit_shards, open_shard_staging
+from playment_datasets.registry.staging import CommitResult, Staging, open_staging
+from playment_datasets.registry.store import ObjectStore
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-__all__ = ["INDEX_FORMAT", "CommitResult", "Registry", "Staging", "default_registry_path"]
+__all__ = [
+    "INDEX_FORMAT",
+    "CommitResult",
+    "Registry",
+    "Staging",
+    "check_index",
+    "default_registry_path",
+    "load",
+]
 
-#: Layout version of registry.json.
-INDEX_FORMAT = 1
 #: Environment variable naming the registry root.
 HOME_ENV = "PLAYMENT_DATASETS_HOME"
 
-_VERSION_RE = re.compile(r"v?(\d{1,9})")
 _TAG_RE = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,127}")
-
-
-def check_index(index: Any, where: object) -> dict[str, Any]:
-    """A parsed registry.json, checked to be of the format this library reads."""
-    if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
-        got = index.get("format") if isinstance(index, dict) else type(index).__name__
-        raise RegistryError(
-            f"registry index {where} has format {got!r}; this library reads format "
-            f"{INDEX_FORMAT}. Upgrade playment_datasets or point it at another registry."
-        )
-    index.setdefault("batches", {})
-    return index
 
 
 def default_registry_path() -> Path:
@@ -90,14 +99,8 @@ def default_registry_path() -> Path:
     env = os.environ.get(HOME_ENV)
     if env:
         return Path(env).expanduser()
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
-        return Path(base) / "playment-datasets"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "playment-datasets"
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base_path = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base_path / "playment-datasets"
+    # appauthor=False: no vendor level on Windows (%LOCALAPPDATA%\playment-datasets).
+    return platformdirs.user_data_path("playment-datasets", appauthor=False)
 
 
 def _is_remote_url(value: str) -> bool:
@@ -121,12 +124,6 @@ def _file_url_path(url: str) -> str:
     return unquote(parts.path)
 
 
-def _join(items: list[str]) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
 class Registry:
     """A directory of versioned datasets, raw result objects and staging areas.
 
@@ -134,7 +131,7 @@ class Registry:
     seconds to wait for a lock held by another process before RegistryLockError.
 
     ``root`` may also be a URL such as ``s3://bucket/prefix``: the registry then lives
-    on object storage (a :class:`playment_datasets.remote.RemoteRegistry`, see
+    on object storage (a :class:`playment_datasets.registry.remote.RemoteRegistry`, see
     docs/scale-out.md). ``file://`` URLs name local directories.
 
     Example:
@@ -145,11 +142,23 @@ class Registry:
         b'{"a": 1}'
     """
 
+    #: The subclass that ``Registry(url)`` makes for a URL root: RemoteRegistry, which
+    #: sets itself here when defined (the package imports it, so it always is).
+    _url_class: ClassVar[type[Registry] | None] = None
+
+    def __init_subclass__(cls, *, serves_urls: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if serves_urls:
+            Registry._url_class = cls
+
     def __new__(cls, root: Any = None, *args: Any, **kwargs: Any) -> Registry:
         if cls is Registry and isinstance(root, str) and _is_remote_url(root):
-            from playment_datasets.remote import RemoteRegistry
-
-            return super().__new__(RemoteRegistry)
+            if Registry._url_class is None:  # pragma: no cover - the package imports remote
+                raise ConfigurationError(
+                    f"registry URL {root!r} needs playment_datasets.registry.remote; "
+                    "import playment_datasets first."
+                )
+            return super().__new__(Registry._url_class)
         return super().__new__(cls)
 
     def __init__(
@@ -163,6 +172,11 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry({str(self.root)!r})"
+
+    @property
+    def _dir(self) -> RegistryDir:
+        """This registry's directory, handed to the modules that do the work."""
+        return RegistryDir(self.root, self.lock_timeout, self._objects)
 
     def _location(self, rel: str = "") -> str:
         """Where ``rel`` (a path relative to the registry root) is, for messages and tables."""
@@ -188,25 +202,19 @@ class Registry:
 
     @contextmanager
     def _index_lock(self) -> Iterator[None]:
-        with FileLock(self.root / "registry.lock", timeout=self.lock_timeout, what="registry lock"):
+        with self._dir.lock():
             yield
 
     def _read_index(self) -> dict[str, Any]:
-        if not self.index_path.exists():
-            return {"format": INDEX_FORMAT, "batches": {}}
-        return check_index(read_json(self.index_path, "registry index"), self.index_path)
+        return self._dir.read()
 
     def _write_index(self, index: dict[str, Any]) -> None:
-        atomic_write_json(self.index_path, index)
+        self._dir.write(index)
 
     def _update_index(self, change: Callable[[dict[str, Any]], _T]) -> _T:
         """Apply ``change`` to the index and write it back, atomically with respect to
         every other writer; an exception in ``change`` writes nothing."""
-        with self._index_lock():
-            index = self._read_index()
-            result = change(index)
-            self._write_index(index)
-            return result
+        return self._dir.update(change)
 
     # -- hooks of pull() -----------------------------------------------------------
     def _pull_target(self) -> Registry:
@@ -217,57 +225,10 @@ class Registry:
         """What a pull returns once committed into :meth:`_pull_target` (the dataset)."""
         return dataset
 
-    def _batch_dir(self, project_id: str, batch_id: str) -> Path:
-        return self.root / "datasets" / project_id / batch_id
-
-    def _dir_versions(self, project_id: str, batch_id: str) -> list[int]:
-        d = self._batch_dir(project_id, batch_id)
-        if not d.is_dir():
-            return []
-        return [int(p.name[1:]) for p in d.iterdir() if re.fullmatch(r"v\d+", p.name)]
-
     def _entry(self, index: dict[str, Any], batch_id: str) -> dict[str, Any]:
-        validate_id(batch_id, "batch id")
-        entry = index["batches"].get(batch_id)
-        if not entry or not entry.get("versions"):
-            known = sorted(b for b, e in index["batches"].items() if e.get("versions"))
-            held = (
-                f"it holds batches {_join([repr(b) for b in known[:20]])}"
-                + (f" and {len(known) - 20} more" if len(known) > 20 else "")
-                if known
-                else "it is empty"
-            )
-            raise DatasetNotFoundError(
-                f"no batch {batch_id!r} in the registry at {self._location()}; {held}. "
-                f"Pull it first with pds.pull(PROJECT_ID, {batch_id!r}) or check --registry."
-            )
-        return entry
+        return find_entry(index, batch_id, self._location())
 
-    @staticmethod
-    def _version_in(entry: dict[str, Any], batch_id: str, version: int | str) -> int:
-        versions = sorted(int(v) for v in entry["versions"])
-        tags = entry.get("tags", {})
-        n: int | None = None
-        if isinstance(version, bool):
-            pass
-        elif isinstance(version, int):
-            n = version
-        elif isinstance(version, str):
-            text = version.strip()
-            if text == "latest":
-                return versions[-1]
-            m = _VERSION_RE.fullmatch(text)
-            if m:
-                n = int(m.group(1))
-            elif text in tags:
-                n = int(tags[text])
-        if n is not None and n in versions:
-            return n
-        tag_part = f" and tags {_join([repr(t) for t in sorted(tags)])}" if tags else " and no tags"
-        raise DatasetNotFoundError(
-            f"batch {batch_id!r} has no version {version!r}: it has versions "
-            f"{', '.join(str(v) for v in versions)}{tag_part}; use one of those (or 'latest')."
-        )
+    _version_in = staticmethod(version_in)
 
     # -- staging -------------------------------------------------------------------
     def open_staging(self, project_id: str, batch_id: str) -> Staging:
@@ -281,32 +242,15 @@ class Registry:
             ...     st.journal()
             {}
         """
-        validate_id(project_id, "project id")
-        validate_id(batch_id, "batch id")
-        self._check_owner(project_id, batch_id)
-        return Staging(self, project_id, batch_id)
-
-    def _check_owner(self, project_id: str, batch_id: str) -> None:
-        """A batch id belongs to one project: refuse to stage it under another."""
-        entry = self._read_index()["batches"].get(batch_id)
-        if entry is not None and entry.get("versions") and entry["project_id"] != project_id:
-            raise RegistryError(
-                f"batch {batch_id!r} is registered under project {entry['project_id']!r}, not "
-                f"{project_id!r}; batch ids are unique across projects. Check the project id."
-            )
+        return open_staging(self._dir, project_id, batch_id)
 
     def open_shard_staging(
         self, project_id: str, batch_id: str, index: int, count: int
     ) -> Staging:
         """Open (and lock) the staging area of shard ``index`` of ``count`` of a batch
-        (``staging/<p>/<b>/shards/<index>-of-<count>/``); see :mod:`playment_datasets.shards`."""
-        from playment_datasets.shards import ShardStaging, check_shard
-
-        check_shard((index, count))
-        validate_id(project_id, "project id")
-        validate_id(batch_id, "batch id")
-        self._check_owner(project_id, batch_id)
-        return ShardStaging(self, project_id, batch_id, index, count)
+        (``staging/<p>/<b>/shards/<index>-of-<count>/``); see
+        :mod:`playment_datasets.registry.shards`."""
+        return open_shard_staging(self._dir, project_id, batch_id, index, count)
 
     def commit_shards(self, project_id: str, batch_id: str, count: int) -> Dataset:
         """Merge the ``count`` finished shards of a batch into one version.
@@ -319,9 +263,7 @@ class Registry:
             >>> reg.commit_shards("PROJECT_ID", "BATCH_ID", 4).version  # doctest: +SKIP
             1
         """
-        from playment_datasets.shards import commit_shards
-
-        return commit_shards(self, project_id, batch_id, count)
+        return commit_shards(self._dir, project_id, batch_id, count)
 
     # -- queries -------------------------------------------------------------------
     def versions(self, batch_id: str) -> list[int]:
@@ -345,25 +287,15 @@ class Registry:
             ...
             playment_datasets.errors.DatasetNotFoundError: no batch 'nope' in the registry ...
         """
-        entry = self._entry(self._read_index(), batch_id)
-        return entry["project_id"], self._version_in(entry, batch_id, version)
+        project_id, n, _ = self._version_info(batch_id, version)
+        return project_id, n
 
     def _version_info(self, batch_id: str, version: int | str) -> tuple[str, int, dict[str, Any]]:
-        entry = self._entry(self._read_index(), batch_id)
-        n = self._version_in(entry, batch_id, version)
-        return entry["project_id"], n, entry["versions"][str(n)]
+        return version_info(self._read_index(), batch_id, version, self._location())
 
     def load(self, batch_id: str, version: int | str = "latest") -> Dataset:
         """The Dataset of one version: reads only ``manifest.json``; tables load lazily."""
-        _, n, info = self._version_info(batch_id, version)
-        ds = Dataset(self.root / info["path"])
-        if ds.content_id != info["content_id"] or ds.version != n:
-            raise CorruptDatasetError(
-                f"manifest of {batch_id} v{n} ({ds.path}) does not match registry.json "
-                f"(content {ds.content_id[:12]} vs {info['content_id'][:12]}); run verify() and "
-                "remove or re-pull the damaged version."
-            )
-        return ds
+        return self._dir.load(batch_id, version)
 
     def manifest(self, batch_id: str, version: int | str = "latest") -> dict[str, Any]:
         """The manifest of one version as a dict."""
@@ -473,10 +405,8 @@ class Registry:
         stale_staging_days: float | None = None,
     ) -> GcReport:
         """Delete what no committed version needs; see :func:`maintenance.collect_garbage`."""
-        from playment_datasets.maintenance import collect_garbage
-
         return collect_garbage(
-            self,
+            self._dir,
             dry_run=dry_run,
             grace_seconds=grace_seconds,
             stale_staging_days=stale_staging_days,
@@ -485,15 +415,11 @@ class Registry:
     def verify(self, batch_id: str | None = None, version: int | str | None = None) -> VerifyReport:
         """Re-hash files and objects of one version, one batch or everything; never raises
         on corruption (unknown batch/version still raise DatasetNotFoundError)."""
-        from playment_datasets.maintenance import verify_registry
-
-        return verify_registry(self, batch_id, version)
+        return verify_registry(self._dir, batch_id, version)
 
     def diff(self, batch_id: str, a: int | str, b: int | str) -> DatasetDiff:
         """What changed from version ``a`` to version ``b`` of a batch, job by job and
         annotation by annotation."""
-        from playment_datasets.diff import diff_datasets
-
         return diff_datasets(self.load(batch_id, a), self.load(batch_id, b))
 
     def renormalize(self, batch_id: str, version: int | str = "latest") -> Dataset:
@@ -503,6 +429,24 @@ class Registry:
         A new version is made even when the content id is unchanged: the raw results
         are the same but the tables (schema or library version) may differ.
         """
-        from playment_datasets.maintenance import renormalize_version
+        return renormalize_version(self._dir, batch_id, version)
 
-        return renormalize_version(self, batch_id, version)
+
+def load(
+    batch_id: str,
+    version: int | str = "latest",
+    *,
+    registry: str | os.PathLike[str] | Registry | None = None,
+) -> Dataset:
+    """Load a committed version of a batch from the local registry (no network).
+
+    ``version`` is ``"latest"``, a number (``3``, ``"3"``, ``"v3"``) or a tag name;
+    ``registry`` is a Registry, a path, or None for :func:`default_registry_path`.
+
+    Example:
+        >>> ds = load("BATCH_ID", "gold")        # doctest: +SKIP
+        >>> ds.version, len(ds.annotations)      # doctest: +SKIP
+        (3, 51234)
+    """
+    reg = registry if isinstance(registry, Registry) else Registry(registry)
+    return reg.load(batch_id, version)

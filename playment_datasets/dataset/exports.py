@@ -15,7 +15,7 @@ job contributes one image per frame (and per sensor), named ``<job_id>/<frame_id
 (``<job_id>/<frame_id>/<sensor_id>``); every frame of a job has the job's image size.
 
 Example:
-    >>> from playment_datasets.exports import to_coco, to_yolo, to_csv
+    >>> from playment_datasets.dataset.exports import to_coco, to_yolo, to_csv
     >>> to_coco(ds, "out/coco", image_size=(1920, 1080))   # doctest: +SKIP
     PosixPath('out/coco/instances.json')
 """

@@ -33,9 +33,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from playment_datasets._store import registry_write_error
-from playment_datasets.client import PlaymentClient, RetryPolicy, Timeouts
-from playment_datasets.dataset import Dataset
+from playment_datasets.api.client import PlaymentClient, RetryPolicy, Timeouts
+from playment_datasets.api.ids import validate_id
+from playment_datasets.dataset.dataset import Dataset
 from playment_datasets.errors import (
     APIError,
     AuthenticationError,
@@ -47,12 +47,12 @@ from playment_datasets.errors import (
     ServerError,
     TransportError,
 )
-from playment_datasets.ids import validate_id
 from playment_datasets.normalize import BatchNormalizer
-from playment_datasets.progress import make_progress
-from playment_datasets.registry import Registry
-from playment_datasets.shards import check_shard, listing_fingerprint, shard_of
-from playment_datasets.staging import content_id_of
+from playment_datasets.pull.progress import make_progress
+from playment_datasets.registry.registry import Registry
+from playment_datasets.registry.shards import check_shard, listing_fingerprint, shard_of
+from playment_datasets.registry.staging import content_id_of
+from playment_datasets.registry.store import registry_write_error
 
 __all__ = ["DEFAULT_WORKERS", "PullStats", "pull"]
 

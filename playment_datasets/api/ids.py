@@ -7,7 +7,7 @@ path segment: 1–128 characters of ASCII letters, digits, ``.``, ``_`` and ``-`
 of a path.
 
 Example:
-    >>> from playment_datasets.ids import validate_id
+    >>> from playment_datasets.api.ids import validate_id
     >>> validate_id("fde5ert6-eb32-481a-807a-03a0428ca836", "job id")
     'fde5ert6-eb32-481a-807a-03a0428ca836'
 """

@@ -3,7 +3,7 @@ renormalize (rebuild tables from stored raw results without the network).
 
 Example:
     >>> import tempfile
-    >>> from playment_datasets.registry import Registry
+    >>> from playment_datasets.registry.registry import Registry
     >>> Registry(tempfile.mkdtemp()).verify().ok
     True
 """
@@ -17,21 +17,19 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from playment_datasets._lock import FileLock
-from playment_datasets._store import TMP_PREFIX, read_json, sha256_file
+from playment_datasets.dataset.dataset import Dataset, read_json
 from playment_datasets.errors import CorruptDatasetError, RegistryError, RegistryLockError
+from playment_datasets.registry.index import RegistryDir, version_in
+from playment_datasets.registry.lock import FileLock
+from playment_datasets.registry.staging import content_id_of, open_staging
+from playment_datasets.registry.store import TMP_PREFIX, sha256_file
 from playment_datasets.schema import TABLE_NAMES, upgrade_table
-from playment_datasets.staging import content_id_of
-
-if TYPE_CHECKING:
-    from playment_datasets.dataset import Dataset
-    from playment_datasets.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +92,14 @@ def _check_file(path: Path, expected: str) -> tuple[str, str | None] | None:
     return None if got == expected else ("mismatch", got)
 
 
-def verify_registry(reg: Registry, batch_id: str | None, version: int | str | None) -> VerifyReport:
+def verify_registry(
+    reg: RegistryDir, batch_id: str | None, version: int | str | None
+) -> VerifyReport:
     """Re-hash every file of the selected versions and every raw object they reference."""
     report = VerifyReport()
     rel = lambda p: p.relative_to(reg.root).as_posix()  # noqa: E731
     try:
-        index = reg._read_index()
+        index = reg.read()
     except RegistryError as exc:
         report.problems.append(VerifyProblem("registry.json", "unreadable", "JSON index", str(exc)))
         return report
@@ -108,9 +108,9 @@ def verify_registry(reg: Registry, batch_id: str | None, version: int | str | No
     selected: list[tuple[str, dict[str, Any], int]] = []
     batches = [batch_id] if batch_id is not None else sorted(index["batches"])
     for b in batches:
-        entry = reg._entry(index, b)  # raises DatasetNotFoundError for an unknown batch
+        entry = reg.entry(index, b)  # raises DatasetNotFoundError for an unknown batch
         ns = (
-            [reg._version_in(entry, b, version)]
+            [version_in(entry, b, version)]
             if version is not None
             else sorted(int(v) for v in entry["versions"])
         )
@@ -156,10 +156,10 @@ def verify_registry(reg: Registry, batch_id: str | None, version: int | str | No
                 continue
             if sha not in seen_objects:
                 report.objects_checked += 1
-                seen_objects[sha] = _check_file(reg._objects.path(sha), sha)
+                seen_objects[sha] = _check_file(reg.objects.path(sha), sha)
             bad = seen_objects[sha]
             if bad:
-                problem(reg._objects.path(sha), bad[0], sha, bad[1])
+                problem(reg.objects.path(sha), bad[0], sha, bad[1])
     report.orphans = [rel(p) for p in _orphans(reg, index) if batch_id in (None, p.parent.name)]
     return report
 
@@ -195,7 +195,7 @@ class GcReport:
         )
 
 
-def _orphans(reg: Registry, index: dict[str, Any]) -> list[Path]:
+def _orphans(reg: RegistryDir, index: dict[str, Any]) -> list[Path]:
     indexed = {
         info["path"] for entry in index["batches"].values() for info in entry["versions"].values()
     }
@@ -241,7 +241,7 @@ def _version_refs(vdir: Path) -> set[str]:
     return {r for r in refs if isinstance(r, str)}
 
 
-def _remove_stale_staging(reg: Registry, days: float, report: GcReport) -> None:
+def _remove_stale_staging(reg: RegistryDir, days: float, report: GcReport) -> None:
     cutoff = time.time() - days * 86400
     for area in sorted((reg.root / "staging").glob("*/*")):
         if not area.is_dir():
@@ -267,7 +267,7 @@ def _remove_stale_staging(reg: Registry, days: float, report: GcReport) -> None:
 
 
 def collect_garbage(
-    reg: Registry, *, dry_run: bool, grace_seconds: float, stale_staging_days: float | None
+    reg: RegistryDir, *, dry_run: bool, grace_seconds: float, stale_staging_days: float | None
 ) -> GcReport:
     """Remove unreferenced objects, orphan version directories and temporary files.
 
@@ -278,8 +278,8 @@ def collect_garbage(
     """
     report = GcReport(dry_run=dry_run)
     now = time.time()
-    with reg._index_lock():
-        index = reg._read_index()
+    with reg.lock():
+        index = reg.read()
         if stale_staging_days is not None:
             _remove_stale_staging(reg, stale_staging_days, report)
         referenced: set[str] = set()
@@ -289,7 +289,7 @@ def collect_garbage(
         for journal in (reg.root / "staging").glob("*/*/journal.jsonl"):
             if journal.parent.relative_to(reg.root).as_posix() not in report.staging_removed:
                 referenced |= _journal_refs(journal)
-        for sha, path in reg._objects.iter_all():
+        for sha, path in reg.objects.iter_all():
             if sha in referenced:
                 continue
             st = path.stat()
@@ -303,7 +303,7 @@ def collect_garbage(
             report.orphan_versions.append(vdir.relative_to(reg.root).as_posix())
             if not dry_run:
                 shutil.rmtree(vdir, ignore_errors=True)
-        temps = [*reg._objects.iter_tmp(), *reg.root.glob(f"{TMP_PREFIX}*")]
+        temps = [*reg.objects.iter_tmp(), *reg.root.glob(f"{TMP_PREFIX}*")]
         for tmp in temps:
             if now - tmp.stat().st_mtime >= grace_seconds:
                 report.temp_files_removed.append(tmp.relative_to(reg.root).as_posix())
@@ -330,7 +330,7 @@ def _fill_job_columns(
     return {**tables, "jobs": jobs}
 
 
-def renormalize_version(reg: Registry, batch_id: str, version: int | str) -> Dataset:
+def renormalize_version(reg: RegistryDir, batch_id: str, version: int | str) -> Dataset:
     """Rebuild the tables of a version from its raw objects as a new child version.
 
     Jobs with a stored result are normalized again from the raw bytes (with the job
@@ -343,12 +343,12 @@ def renormalize_version(reg: Registry, batch_id: str, version: int | str) -> Dat
     src = reg.load(batch_id, n)
     jobs: dict[str, Any] = src.manifest["jobs"]
     meta = src.job_metadata()
-    with reg.open_staging(project_id, batch_id) as staging:
+    with open_staging(reg, project_id, batch_id) as staging:
         writer = staging.writer()
         for job_id in sorted(jobs):
             sha = jobs[job_id].get("result_sha256")
             if sha:
-                tables = normalize_result(reg.get_object(sha), job=meta.get(job_id), strict=False)
+                tables = normalize_result(reg.objects.get(sha), job=meta.get(job_id), strict=False)
                 writer.write(_fill_job_columns(dict(tables), job_id, jobs[job_id]))
         carried = sorted(j for j, info in jobs.items() if not info.get("result_sha256"))
         if carried:

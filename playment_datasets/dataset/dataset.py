@@ -17,22 +17,29 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from playment_datasets._optional import import_optional
-from playment_datasets._store import read_json
-from playment_datasets.errors import CorruptDatasetError
+from playment_datasets.errors import CorruptDatasetError, RegistryError
 
-if TYPE_CHECKING:
-    from playment_datasets.registry import Registry
-
-__all__ = ["Dataset", "load"]
+__all__ = ["Dataset", "read_json"]
 
 _JOB_META_FILE = "job_meta.jsonl.gz"
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Read a JSON file, turning a parse error into a RegistryError that names the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RegistryError(
+            f"{what} {path} is not valid JSON ({exc}); expected a file written by "
+            "playment_datasets. Run verify() to see what else is damaged."
+        ) from None
 
 
 class Dataset:
@@ -241,7 +248,7 @@ class Dataset:
             >>> ds.to_coco("coco/", image_size=(1920, 1080))  # doctest: +SKIP
             PosixPath('coco/instances.json')
         """
-        from playment_datasets.exports import to_coco
+        from playment_datasets.dataset.exports import to_coco
 
         return to_coco(self, out_dir, **options)
 
@@ -251,7 +258,7 @@ class Dataset:
         Example:
             >>> ds.to_yolo("yolo/")  # doctest: +SKIP
         """
-        from playment_datasets.exports import to_yolo
+        from playment_datasets.dataset.exports import to_yolo
 
         return to_yolo(self, out_dir, **options)
 
@@ -261,28 +268,7 @@ class Dataset:
         Example:
             >>> ds.to_csv("csv/", tables=["annotations"])  # doctest: +SKIP
         """
-        from playment_datasets.exports import to_csv
+        from playment_datasets.dataset.exports import to_csv
 
         return to_csv(self, out_dir, **options)
 
-
-def load(
-    batch_id: str,
-    version: int | str = "latest",
-    *,
-    registry: str | os.PathLike[str] | Registry | None = None,
-) -> Dataset:
-    """Load a committed version of a batch from the local registry (no network).
-
-    ``version`` is ``"latest"``, a number (``3``, ``"3"``, ``"v3"``) or a tag name;
-    ``registry`` is a Registry, a path, or None for :func:`default_registry_path`.
-
-    Example:
-        >>> ds = load("BATCH_ID", "gold")        # doctest: +SKIP
-        >>> ds.version, len(ds.annotations)      # doctest: +SKIP
-        (3, 51234)
-    """
-    from playment_datasets.registry import Registry
-
-    reg = registry if isinstance(registry, Registry) else Registry(registry)
-    return reg.load(batch_id, version)

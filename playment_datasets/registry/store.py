@@ -207,13 +207,3 @@ class ObjectStore:
             if sub.is_dir():
                 yield from (f for f in sub.iterdir() if f.name.startswith(TMP_PREFIX))
 
-
-def read_json(path: Path, what: str) -> Any:
-    """Read a JSON file, turning a parse error into a RegistryError that names the file."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RegistryError(
-            f"{what} {path} is not valid JSON ({exc}); expected a file written by "
-            "playment_datasets. Run verify() to see what else is damaged."
-        ) from None

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from playment_datasets.dataset import Dataset
+    from playment_datasets.dataset.dataset import Dataset
 
 __all__ = ["BBOX_TOLERANCE", "DatasetDiff", "diff_datasets"]
 

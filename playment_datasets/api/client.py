@@ -12,7 +12,7 @@ the attachment endpoint. It knows nothing of tables or disks. What it guarantees
 - the API key appears in no log line, exception message or ``repr``.
 
 Example:
-    >>> from playment_datasets.client import PlaymentClient
+    >>> from playment_datasets.api.client import PlaymentClient
     >>> client = PlaymentClient(api_key="...", base_url="http://127.0.0.1:8080")
     >>> for job in client.iter_batch_jobs("PROJECT", "BATCH"):   # doctest: +SKIP
     ...     record = client.get_job("PROJECT", job["id"])
@@ -37,6 +37,7 @@ import urllib3
 from urllib3.exceptions import HTTPError as _Urllib3Error
 from urllib3.exceptions import LocationValueError
 
+from playment_datasets.api.ids import validate_id
 from playment_datasets.errors import (
     APIError,
     AuthenticationError,
@@ -47,7 +48,6 @@ from playment_datasets.errors import (
     ServerError,
     TransportError,
 )
-from playment_datasets.ids import validate_id
 
 __all__ = [
     "DEFAULT_BASE_URL",

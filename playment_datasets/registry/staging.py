@@ -17,7 +17,6 @@ Nothing under ``staging/`` is ever read by ``load()``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,17 +26,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from playment_datasets._lock import FileLock
-from playment_datasets._store import fsync_dir, is_sha256
+from playment_datasets.api.ids import validate_id
+from playment_datasets.registry.commit import (
+    CRASH_ENV,
+    JOB_META_FILE,
+    CommitResult,
+    commit_staging,
+    content_id_of,
+    library_version,
+)
+from playment_datasets.registry.index import RegistryDir
+from playment_datasets.registry.lock import FileLock
+from playment_datasets.registry.store import fsync_dir, is_sha256
 from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES, TABLES
-
-if TYPE_CHECKING:
-    from playment_datasets.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -50,35 +56,13 @@ __all__ = [
     "Staging",
     "TableWriter",
     "content_id_of",
+    "open_staging",
 ]
 
 #: Rows per Parquet row group (and the most rows a TableWriter buffers per table).
 ROW_GROUP_ROWS = 65_536
-#: Name of the per-version file that keeps each job's metadata for re-normalization.
-JOB_META_FILE = "job_meta.jsonl.gz"
-#: Test-only: name of a commit step at which the process kills itself with SIGKILL.
-CRASH_ENV = "PLAYMENT_DATASETS_TEST_CRASH_AT"
 
 _FSYNC_EVERY = 0.5  # seconds
-
-
-def library_version() -> str:
-    """The running playment_datasets version (looked up late: no import cycle)."""
-    import playment_datasets
-
-    return str(getattr(playment_datasets, "__version__", "unknown"))
-
-
-def content_id_of(jobs: Mapping[str, Mapping[str, Any]]) -> str:
-    """sha256 over the sorted ``(job_id, result_sha256 or "")`` pairs, as compact JSON.
-
-    Example:
-        >>> content_id_of({"j1": {"result_sha256": None}}) == content_id_of({"j1": {}})
-        True
-    """
-    pairs = sorted((job_id, info.get("result_sha256") or "") for job_id, info in jobs.items())
-    payload = json.dumps(pairs, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -89,16 +73,6 @@ class JournalEntry:
     result_sha256: str | None
     etag: str | None
     error: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class CommitResult:
-    """Outcome of :meth:`Staging.commit`: the version that holds the content."""
-
-    version: int
-    created: bool
-    path: Path
-    content_id: str
 
 
 def _conform(name: str, table: pa.Table) -> pa.Table:
@@ -259,7 +233,7 @@ class Staging:
 
     Example:
         >>> import tempfile
-        >>> from playment_datasets.registry import Registry
+        >>> from playment_datasets.registry.registry import Registry
         >>> reg = Registry(tempfile.mkdtemp())
         >>> with reg.open_staging("proj", "batch") as st:
         ...     st.record("job1", {"id": "job1"}, reg.put_object(b"{}"), etag=None)
@@ -271,15 +245,22 @@ class Staging:
     """
 
     def __init__(
-        self, registry: Registry, project_id: str, batch_id: str, *, path: Path | None = None
+        self,
+        registry_dir: RegistryDir,
+        project_id: str,
+        batch_id: str,
+        *,
+        path: Path | None = None,
     ) -> None:
-        self.registry = registry
+        self.registry_dir = registry_dir
         self.project_id = project_id
         self.batch_id = batch_id
-        self.path = path if path is not None else registry.root / "staging" / project_id / batch_id
+        self.path = (
+            path if path is not None else registry_dir.root / "staging" / project_id / batch_id
+        )
         self._lock = FileLock(
             self.path / "lock",
-            timeout=registry.lock_timeout,
+            timeout=registry_dir.lock_timeout,
             what=f"staging lock of batch {batch_id!r}",
         )
         self._lock.acquire()
@@ -435,8 +416,6 @@ class Staging:
         journal in place. Tables come from the last :meth:`writer`; without one, every
         table is empty.
         """
-        from playment_datasets._commit import commit_staging
-
         self._check_open()
         if self._writer is None:
             self.writer()
@@ -493,3 +472,12 @@ class Staging:
     def __repr__(self) -> str:
         state = "open" if self._lock.held else "closed"
         return f"<Staging project={self.project_id} batch={self.batch_id} {state}>"
+
+
+def open_staging(registry_dir: RegistryDir, project_id: str, batch_id: str) -> Staging:
+    """Open (and lock) the staging area of a batch in ``registry_dir``, after checking
+    the ids and that the batch is not registered under another project."""
+    validate_id(project_id, "project id")
+    validate_id(batch_id, "batch id")
+    registry_dir.check_owner(project_id, batch_id)
+    return Staging(registry_dir, project_id, batch_id)

@@ -18,6 +18,7 @@ directory that ``load()`` never shows and ``gc()`` removes.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import os
@@ -25,30 +26,81 @@ import re
 import signal
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from playment_datasets._store import atomic_write_json, fsync_dir, is_sha256, sha256_file
+from playment_datasets._version import __version__
 from playment_datasets.errors import ConfigurationError, RegistryError
+from playment_datasets.registry.index import RegistryDir
+from playment_datasets.registry.store import atomic_write_json, fsync_dir, is_sha256, sha256_file
 from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES
-from playment_datasets.staging import (
-    CRASH_ENV,
-    JOB_META_FILE,
-    CommitResult,
-    Staging,
-    content_id_of,
-    library_version,
-)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["commit_staging"]
+__all__ = [
+    "CRASH_ENV",
+    "JOB_META_FILE",
+    "CommitResult",
+    "StagedBatch",
+    "commit_staging",
+    "content_id_of",
+    "library_version",
+]
 
 #: Layout version of manifest.json.
 MANIFEST_FORMAT = 1
+#: Name of the per-version file that keeps each job's metadata for re-normalization.
+JOB_META_FILE = "job_meta.jsonl.gz"
+#: Test-only: name of a commit step at which the process kills itself with SIGKILL.
+CRASH_ENV = "PLAYMENT_DATASETS_TEST_CRASH_AT"
 
 _SECRET_KEY_RE = re.compile(r"key|token|secret|passw|auth", re.IGNORECASE)
+
+
+def library_version() -> str:
+    """The running playment_datasets version."""
+    return __version__
+
+
+def content_id_of(jobs: Mapping[str, Mapping[str, Any]]) -> str:
+    """sha256 over the sorted ``(job_id, result_sha256 or "")`` pairs, as compact JSON.
+
+    Example:
+        >>> content_id_of({"j1": {"result_sha256": None}}) == content_id_of({"j1": {}})
+        True
+    """
+    pairs = sorted((job_id, info.get("result_sha256") or "") for job_id, info in jobs.items())
+    payload = json.dumps(pairs, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """Outcome of :meth:`Staging.commit`: the version that holds the content."""
+
+    version: int
+    created: bool
+    path: Path
+    content_id: str
+
+
+class StagedBatch(Protocol):
+    """What the commit protocol reads of a staging area
+    (:class:`~playment_datasets.registry.staging.Staging` is one)."""
+
+    registry_dir: RegistryDir
+    project_id: str
+    batch_id: str
+
+    @property
+    def tables_path(self) -> Path: ...
+
+    @property
+    def journal_path(self) -> Path: ...
+
+    def journal_offsets(self) -> dict[str, int]: ...
 
 
 def _crash_point(step: str) -> None:
@@ -118,7 +170,7 @@ def validate_jobs(jobs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, 
 
 
 def prepare_files(
-    staging: Staging,
+    staging: StagedBatch,
     counts: Mapping[str, int],
     jobs: Mapping[str, Any],
     job_meta: Mapping[str, Mapping[str, Any]] | None,
@@ -159,12 +211,12 @@ def check_source(source: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
             raise ValueError(f"{what} must be JSON-serializable: {exc}") from None
 
 
-def _unchanged(staging: Staging, cid: str, force: bool) -> CommitResult | None:
+def _unchanged(staging: StagedBatch, cid: str, force: bool) -> CommitResult | None:
     """The latest version's CommitResult when it already holds content ``cid``."""
     if force:
         return None
-    reg = staging.registry
-    entry = reg._read_index()["batches"].get(staging.batch_id)
+    reg = staging.registry_dir
+    entry = reg.read()["batches"].get(staging.batch_id)
     if not entry or not entry["versions"]:
         return None
     latest = max(int(v) for v in entry["versions"])
@@ -176,7 +228,7 @@ def _unchanged(staging: Staging, cid: str, force: bool) -> CommitResult | None:
 
 
 def build_manifest(
-    staging: Staging,
+    staging: StagedBatch,
     *,
     version: int,
     parent: int | None,
@@ -212,7 +264,7 @@ def build_manifest(
 
 
 def commit_staging(
-    staging: Staging,
+    staging: StagedBatch,
     *,
     counts: Mapping[str, int],
     jobs: Mapping[str, Mapping[str, Any]],
@@ -223,7 +275,7 @@ def commit_staging(
     job_meta: Mapping[str, Mapping[str, Any]] | None,
 ) -> CommitResult:
     """Commit the closed tables of ``staging``; see the module docstring for the protocol."""
-    reg = staging.registry
+    reg = staging.registry_dir
     project_id, batch_id = staging.project_id, staging.batch_id
     jobs_v = validate_jobs(jobs)
     check_source(source, extra)
@@ -231,10 +283,10 @@ def commit_staging(
     if (done := _unchanged(staging, cid, force)) is not None:
         return done
     files = prepare_files(staging, counts, jobs_v, job_meta)
-    with reg._index_lock():
+    with reg.lock():
         if (done := _unchanged(staging, cid, force)) is not None:
             return done  # another process committed the same content meanwhile
-        index = reg._read_index()
+        index = reg.read()
         entry = index["batches"].get(batch_id)
         if entry is not None and entry["project_id"] != project_id:
             raise RegistryError(
@@ -243,7 +295,7 @@ def commit_staging(
             )
         known = [int(v) for v in entry["versions"]] if entry else []
         latest = max(known, default=None)
-        version = max(known + reg._dir_versions(project_id, batch_id), default=0) + 1
+        version = max(known + reg.dir_versions(project_id, batch_id), default=0) + 1
         created_at = _utc_now()
         manifest = build_manifest(
             staging, version=version, parent=parent if parent is not None else latest,
@@ -252,7 +304,7 @@ def commit_staging(
         )
         atomic_write_json(staging.tables_path / "manifest.json", manifest)
         _crash_point("before-rename")
-        dest = reg._batch_dir(project_id, batch_id) / f"v{version}"
+        dest = reg.batch_dir(project_id, batch_id) / f"v{version}"
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.rename(staging.tables_path, dest)
         fsync_dir(dest.parent)
@@ -272,7 +324,7 @@ def commit_staging(
             "counts": manifest["counts"],
             "path": dest.relative_to(reg.root).as_posix(),
         }
-        reg._write_index(index)
+        reg.write(index)
         _crash_point("after-index")
     logger.info("committed %s v%d (%d jobs, content %s)", batch_id, version, len(jobs_v), cid[:12])
     return CommitResult(version=version, created=True, path=dest, content_id=cid)

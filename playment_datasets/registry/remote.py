@@ -25,7 +25,7 @@ claim and some files that no reader ever sees (``verify()`` lists them as orphan
 See docs/scale-out.md for the guarantee and its limits.
 
 Example:
-    >>> from playment_datasets.registry import Registry
+    >>> from playment_datasets.registry.registry import Registry
     >>> reg = Registry("memory://bucket/registry")   # doctest: +SKIP
     >>> reg.datasets().empty                          # doctest: +SKIP
     True
@@ -51,23 +51,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from playment_datasets._optional import import_optional
-from playment_datasets._store import ObjectStore, is_sha256
-from playment_datasets.dataset import Dataset
+from playment_datasets.dataset.dataset import Dataset
 from playment_datasets.errors import (
     ConfigurationError,
     CorruptDatasetError,
     RegistryError,
     RegistryLockError,
 )
-from playment_datasets.maintenance import VerifyProblem, VerifyReport
-from playment_datasets.registry import (
-    INDEX_FORMAT,
-    Registry,
-    _is_remote_url,
-    check_index,
-    default_registry_path,
-)
-from playment_datasets.staging import Staging, content_id_of
+from playment_datasets.registry.index import INDEX_FORMAT, check_index
+from playment_datasets.registry.maintenance import VerifyProblem, VerifyReport
+from playment_datasets.registry.registry import Registry, _is_remote_url, default_registry_path
+from playment_datasets.registry.staging import Staging, content_id_of
+from playment_datasets.registry.store import ObjectStore, is_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +267,7 @@ class RemoteDataset(Dataset):
         )
 
 
-class RemoteRegistry(Registry):
+class RemoteRegistry(Registry, serves_urls=True):
     """A registry on object storage, with the local layout and the same read API.
 
     ``url`` is an fsspec URL (``s3://bucket/prefix``; ``memory://…`` for tests);
@@ -559,6 +554,12 @@ class RemoteRegistry(Registry):
         raise ConfigurationError(
             f"a remote registry ({self.url}) has no staging area: pull with "
             "pds.pull(..., registry=<this registry>) or publish() a local version."
+        )
+
+    def commit_shards(self, project_id: str, batch_id: str, count: int) -> Dataset:
+        raise ConfigurationError(
+            f"a remote registry ({self.url}) has no staging area: commit_shards() in the "
+            "shared local registry the shards were pulled into, then publish() the version."
         )
 
     def gc(self, **options: Any) -> Any:  # type: ignore[override]

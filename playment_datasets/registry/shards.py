@@ -27,25 +27,35 @@ import re
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from playment_datasets._commit import build_manifest, check_source, prepare_files, validate_jobs
-from playment_datasets._store import atomic_write_json, fsync_dir
-from playment_datasets.dataset import Dataset
+from playment_datasets.api.ids import validate_id
+from playment_datasets.dataset.dataset import Dataset
 from playment_datasets.errors import ConfigurationError, RegistryError
-from playment_datasets.ids import validate_id
+from playment_datasets.registry.commit import (
+    build_manifest,
+    check_source,
+    prepare_files,
+    validate_jobs,
+)
+from playment_datasets.registry.index import RegistryDir
+from playment_datasets.registry.staging import CommitResult, Staging, content_id_of, open_staging
+from playment_datasets.registry.store import atomic_write_json, fsync_dir
 from playment_datasets.schema import TABLE_NAMES
-from playment_datasets.staging import CommitResult, Staging, content_id_of
-
-if TYPE_CHECKING:
-    from playment_datasets.registry import Registry
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ShardStaging", "commit_shards", "listing_fingerprint", "parse_shard", "shard_of"]
+__all__ = [
+    "ShardStaging",
+    "commit_shards",
+    "listing_fingerprint",
+    "open_shard_staging",
+    "parse_shard",
+    "shard_of",
+]
 
 _SHARD_RE = re.compile(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*")
 
@@ -98,7 +108,9 @@ def listing_fingerprint(job_ids: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-def shard_dir(registry: Registry, project_id: str, batch_id: str, index: int, count: int) -> Path:
+def shard_dir(
+    registry: RegistryDir, project_id: str, batch_id: str, index: int, count: int
+) -> Path:
     return registry.root / "staging" / project_id / batch_id / "shards" / f"{index}-of-{count}"
 
 
@@ -106,7 +118,7 @@ class ShardStaging(Staging):
     """The staging area of one shard; :meth:`commit` finishes the shard (no version)."""
 
     def __init__(
-        self, registry: Registry, project_id: str, batch_id: str, index: int, count: int
+        self, registry: RegistryDir, project_id: str, batch_id: str, index: int, count: int
     ) -> None:
         self.index, self.count = index, count
         super().__init__(
@@ -187,7 +199,18 @@ def _missing_message(batch_id: str, count: int, missing: list[int]) -> str:
     )
 
 
-def commit_shards(registry: Registry, project_id: str, batch_id: str, count: int) -> Dataset:
+def open_shard_staging(
+    registry: RegistryDir, project_id: str, batch_id: str, index: int, count: int
+) -> ShardStaging:
+    """Open (and lock) the staging area of shard ``index`` of ``count`` of a batch."""
+    check_shard((index, count))
+    validate_id(project_id, "project id")
+    validate_id(batch_id, "batch id")
+    registry.check_owner(project_id, batch_id)
+    return ShardStaging(registry, project_id, batch_id, index, count)
+
+
+def commit_shards(registry: RegistryDir, project_id: str, batch_id: str, count: int) -> Dataset:
     """Merge the ``count`` finished shards of a batch into one version (or the latest
     one when its content is unchanged); see the module docstring."""
     validate_id(project_id, "project id")
@@ -216,7 +239,7 @@ def commit_shards(registry: Registry, project_id: str, batch_id: str, count: int
     job_meta: dict[str, dict[str, Any]] = {}
     for ds in shards:
         job_meta.update(ds.job_metadata())
-    with registry.open_staging(project_id, batch_id) as staging:
+    with open_staging(registry, project_id, batch_id) as staging:
         writer = staging.writer()
         for name in TABLE_NAMES:
             for ds in shards:
