@@ -24,9 +24,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from playment_datasets._optional import import_optional
-from playment_datasets.errors import CorruptDatasetError, RegistryError
+from playment_datasets.dataset import views
+from playment_datasets.errors import ConfigurationError, CorruptDatasetError, RegistryError
+from playment_datasets.schema import TABLES
 
-__all__ = ["Dataset", "read_json"]
+__all__ = ["Dataset", "DatasetView", "read_json"]
 
 _JOB_META_FILE = "job_meta.jsonl.gz"
 
@@ -239,6 +241,46 @@ class Dataset:
         """
         return dict((self.manifest.get("extra") or {}).get("pull") or {})
 
+    # -- subsets and splits (see dataset/views.py) ----------------------------------
+    def select(
+        self,
+        *,
+        job_ids: Any = None,
+        labels: Any = None,
+        types: Any = None,
+        query: str | None = None,
+    ) -> Dataset:
+        """A view with the chosen jobs and annotations; see :func:`views.select`.
+
+        Example:
+            >>> cars = ds.select(labels=["car"], types="rectangle")  # doctest: +SKIP
+            >>> cars.to_yolo("yolo-cars/")                            # doctest: +SKIP
+        """
+        ids, keys = views.select_members(self, job_ids=job_ids, labels=labels, types=types,
+                                         query=query)
+        return DatasetView(self._full(), ids, keys)
+
+    def split(
+        self, fractions: Any, *, by: str = "job_id", seed: int | str = 0
+    ) -> views.Split:
+        """Views per split, assigned by a hash of ``(seed, key)``; see :func:`views.split`.
+
+        Example:
+            >>> parts = ds.split({"train": .8, "val": .1, "test": .1}, seed=7)  # doctest: +SKIP
+            >>> parts.report                                                     # doctest: +SKIP
+        """
+        wanted, members = views.split_members(self, fractions, by=by, seed=seed)
+        parts = {name: DatasetView(self._full(), ids, self.annotation_keys)
+                 for name, ids in members.items()}
+        return views.Split(parts, wanted, by, seed)
+
+    #: ``(job_id, annotation_key)`` pairs a view keeps; ``None``: every annotation.
+    annotation_keys: frozenset[tuple[str, str]] | None = None
+
+    def _full(self) -> Dataset:
+        """The whole version (``self``; a view's base)."""
+        return self
+
     # -- exports (see docs/exports.md) ------------------------------------------------
 
     def to_coco(self, out_dir: str | os.PathLike[str], **options: Any) -> Path:
@@ -272,3 +314,66 @@ class Dataset:
 
         return to_csv(self, out_dir, **options)
 
+
+
+class DatasetView(Dataset):
+    """A :class:`Dataset` restricted to some jobs (and annotations); see ``views.py``.
+
+    Made by :meth:`Dataset.select` and :meth:`Dataset.split`, never by hand. Its tables
+    are filtered when read; it has no files of its own, so :meth:`table_path` refuses
+    and :meth:`to_duckdb` registers the filtered tables instead of Parquet views.
+
+    Attributes:
+        base: the full version the view reads.
+        job_ids: the jobs of the view.
+        annotation_keys: ``(job_id, annotation_key)`` pairs kept, or ``None`` for all
+            annotations of the kept jobs.
+    """
+
+    def __init__(self, base: Dataset, job_ids: frozenset[str],
+                 annotation_keys: frozenset[tuple[str, str]] | None = None) -> None:
+        # No super().__init__: the manifest is the base's, already read.
+        self.base = base
+        self.path = base.path
+        self.manifest = base.manifest
+        self.job_ids = job_ids
+        self.annotation_keys = annotation_keys  # type: ignore[misc]
+        self._cache = {}
+        for name, value in vars(base).items():  # hooks the registry gave the base
+            if name.startswith("_hook_"):
+                setattr(self, name, value)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Row count per table of the view (reads the tables' key columns)."""
+        return {name: self.arrow(name, columns=["job_id"]).num_rows for name in self.tables()}
+
+    def __repr__(self) -> str:
+        return (f"<DatasetView batch={self.batch_id} v{self.version} jobs={len(self.job_ids)}"
+                f"{'' if self.annotation_keys is None else ' annotations=' + str(len(self.annotation_keys))}>")  # noqa: E501
+
+    def arrow(
+        self, name: str, columns: Sequence[str] | None = None, filters: Any = None
+    ) -> pa.Table:
+        wanted = list(columns) if columns else None
+        read = wanted
+        if wanted is not None:
+            read = list(dict.fromkeys([*wanted, "job_id", "annotation_key"]))
+            known = set(TABLES[name].names) if name in TABLES else set()
+            read = [c for c in read if c in known or c in wanted]
+        table = self.base.arrow(name, read, filters)
+        table = views.filter_table(name, table, self.job_ids, self.annotation_keys)
+        return table.select(wanted) if wanted is not None else table
+
+    def _full(self) -> Dataset:
+        return self.base
+
+    def table_path(self, name: str) -> str:
+        raise ConfigurationError(
+            f"a view ({self!r}) has no Parquet files of its own; expected a full version. "
+            "Use view.table(name) or view.arrow(name), or ds.base.table_path(name) for the "
+            "whole version"
+        )
+
+    def _register_duckdb(self, con: Any, name: str) -> None:
+        con.register(name, self.arrow(name))
