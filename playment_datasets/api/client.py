@@ -130,6 +130,7 @@ class FetchedResult:
     content: bytes | None
     etag: str | None
     not_modified: bool = False
+    content_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -314,13 +315,15 @@ class PlaymentClient:
         """Return the project's name, base type and batches with their counters."""
         return dict(self._get_data(f"/v1/projects/{_path_id(project_id, 'project id')}/details"))
 
-    def fetch_result(self, result_url: str, *, etag: str | None = None) -> FetchedResult:
+    def fetch_result(self, result_url: str, *, etag: str | None = None,
+                     max_bytes: int | None = None) -> FetchedResult:
         """Download a result file (or a mask) through the attachment endpoint.
 
         The endpoint redirects to a signed storage URL; this client follows it without
         the API key. With ``etag``, ``If-None-Match`` is sent and a 304 answer gives
         ``FetchedResult(content=None, not_modified=True)``. A signed URL that has expired
-        or is refused (403) is asked for again.
+        or is refused (403) is asked for again. ``max_bytes`` refuses a larger body
+        (:class:`TransportError`, not retried) without reading more than that.
 
         Example:
             >>> got = client.fetch_result(record["result"], etag=old_etag)  # doctest: +SKIP
@@ -335,11 +338,12 @@ class PlaymentClient:
                 raw=True,
             )
             if not resp.is_redirect:  # served directly, without a redirect
-                return FetchedResult(resp.content, resp.etag)
+                return FetchedResult(resp.content, resp.etag,
+                                     content_type=resp.headers.get("Content-Type"))
             location = urljoin(resp.url, resp.headers.get("Location", ""))
             _check_http_url(location, "attachment redirect")
             self._check_not_api(location, "attachment redirect")
-            got = self._download(location, etag)
+            got = self._download(location, etag, max_bytes)
             if got is not None:
                 return got
             refused += 1
@@ -354,14 +358,39 @@ class PlaymentClient:
             log.info("signed URL refused (403); asking the attachment endpoint again")
             self._sleep(self.retry.backoff(refused - 1, self._rng))
 
+    def download(self, url: str, *, max_bytes: int | None = None) -> FetchedResult:
+        """Download a public URL (a CDN, a customer's bucket) **without** the API key.
+
+        Redirects are followed, each checked (http(s), no credentials, never the API
+        host); retries, timeouts and ``max_bytes`` work as for :meth:`fetch_result`.
+        A 403 raises :class:`PermissionDeniedError`: the file is private, so fetch it
+        through :meth:`fetch_result` (the attachment endpoint) instead.
+
+        Example:
+            >>> got = client.download("https://cdn.example/a.jpg")  # doctest: +SKIP
+            >>> got.content_type  # doctest: +SKIP
+            'image/jpeg'
+        """
+        _check_http_url(url, "download URL")
+        self._check_not_api(url, "download URL")
+        got = self._download(url, None, max_bytes)
+        if got is None:
+            raise PermissionDeniedError(
+                f"GET {_safe_url(url)}: the host refused the download (403); expected a "
+                "public file. If it is stored by Playment, fetch it through the attachment "
+                "endpoint (fetch_result).", status_code=403, url=_safe_url(url),
+            )
+        return got
+
     # -- internals ------------------------------------------------------------------
 
-    def _download(self, url: str, etag: str | None) -> FetchedResult | None:
+    def _download(self, url: str, etag: str | None,
+                  max_bytes: int | None = None) -> FetchedResult | None:
         """GET a signed storage URL without the API key; ``None`` means 403 (re-sign)."""
         headers = {"If-None-Match": etag} if etag else {}
         for _ in range(_MAX_REDIRECTS):
             resp, _ = self._request(url, headers=headers, redirects=True, raw=True, ok=(403, 304),
-                                    send_key=False)
+                                    send_key=False, max_bytes=max_bytes)
             if resp.is_redirect:
                 url = urljoin(resp.url, resp.headers.get("Location", ""))
                 _check_http_url(url, "storage redirect")
@@ -371,7 +400,8 @@ class PlaymentClient:
                 return FetchedResult(None, etag, not_modified=True)
             if resp.status == 403:
                 return None
-            return FetchedResult(resp.content, resp.etag)
+            return FetchedResult(resp.content, resp.etag,
+                                 content_type=resp.headers.get("Content-Type"))
         raise TransportError(f"more than {_MAX_REDIRECTS} redirects downloading a result file")
 
     def _check_not_api(self, url: str, what: str) -> None:
@@ -406,6 +436,7 @@ class PlaymentClient:
         raw: bool = False,
         ok: tuple[int, ...] = (),
         send_key: bool = True,
+        max_bytes: int | None = None,
     ) -> tuple[_Response, dict[str, Any] | None]:
         """One logical GET with retries: the response and its parsed JSON envelope.
 
@@ -423,7 +454,7 @@ class PlaymentClient:
             if self._limiter:
                 self._limiter.wait()
             try:
-                return self._attempt(url, params, send, redirects, raw, ok)
+                return self._attempt(url, params, send, redirects, raw, ok, max_bytes)
             except _Retry as retry:
                 last = retry.reason
                 if attempt + 1 >= self.retry.attempts:
@@ -455,6 +486,7 @@ class PlaymentClient:
         redirects: bool,
         raw: bool,
         ok: tuple[int, ...],
+        max_bytes: int | None = None,
     ) -> tuple[_Response, dict[str, Any] | None]:
         started = time.perf_counter()
         if params:
@@ -462,8 +494,9 @@ class PlaymentClient:
         try:
             answer = self._pool.request(
                 "GET", url, headers=dict(headers), redirect=False, retries=False,
-                timeout=self._timeout, preload_content=True,
+                timeout=self._timeout, preload_content=max_bytes is None,
             )
+            data = answer.data if max_bytes is None else _read_limited(answer, url, max_bytes)
         except LocationValueError as exc:  # an unusable URL: not retryable
             raise TransportError(
                 f"GET {_safe_url(url)} could not be sent: {type(exc).__name__}: "
@@ -471,7 +504,7 @@ class PlaymentClient:
             ) from None
         except _Urllib3Error as exc:  # connection, timeout, truncated body
             raise _Retry(f"{type(exc).__name__}: {_scrub(str(exc), self._api_key)}") from None
-        resp = _Response(answer.status, answer.headers, answer.data, url)
+        resp = _Response(answer.status, answer.headers, data, url)
         log.debug(
             "GET %s -> %d (%.0f ms)", _safe_url(url), resp.status,
             (time.perf_counter() - started) * 1000,
@@ -612,6 +645,36 @@ def _check_length(resp: _Response) -> None:
         return
     if len(resp.content) != expected:
         raise _Retry(f"truncated body ({len(resp.content)} of {expected} bytes)")
+
+
+def _read_limited(answer: Any, url: str, max_bytes: int) -> bytes:
+    """The body of a streamed answer, refusing (not retrying) one over ``max_bytes``."""
+    try:
+        declared = int(answer.headers.get("Content-Length") or -1)
+    except ValueError:
+        declared = -1
+    chunks: list[bytes] = []
+    total = 0
+    over = declared > max_bytes
+    try:
+        if not over:
+            for chunk in answer.stream(1 << 16):
+                total += len(chunk)
+                if total > max_bytes:
+                    over = True
+                    break
+                chunks.append(chunk)
+    finally:
+        if over:
+            answer.close()  # drop the connection rather than read the rest
+        else:
+            answer.release_conn()
+    if over:
+        raise TransportError(
+            f"GET {_safe_url(url)}: the body is larger than max_bytes={max_bytes}; expected a "
+            "smaller file. Raise max_bytes if the file is legitimately that large."
+        )
+    return b"".join(chunks)
 
 
 def _retry_after(resp: _Response) -> float | None:

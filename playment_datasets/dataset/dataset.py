@@ -15,7 +15,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from playment_datasets._optional import import_optional
+from playment_datasets.dataset import media as _media
 from playment_datasets.dataset import views
 from playment_datasets.errors import ConfigurationError, CorruptDatasetError, RegistryError
 from playment_datasets.schema import TABLES
@@ -281,7 +282,102 @@ class Dataset:
         """The whole version (``self``; a view's base)."""
         return self
 
+    # -- media (see dataset/media.py and docs/media.md) ------------------------------
+    #: The batch's media index, handed over by the registry that loaded the version.
+    _media_source: _media.MediaSource | None = None
+    #: ``fetch(dataset, **options)``: set by the package (``pull/media.py``); a Dataset
+    #: cannot import the pull stage, which sits above it.
+    media_fetcher: Callable[..., pd.DataFrame] | None = None
+
+    def attach_media(self, source: _media.MediaSource | None) -> None:
+        """Give this version its batch's media index (called by the registry)."""
+        self._media_source = source
+
+    @property
+    def media(self) -> pd.DataFrame:
+        """One row per source file the version references: url, kind (image, frame,
+        sensor), sha256, bytes, content_type, width, height, status, error.
+
+        ``status`` is ``missing`` until :meth:`fetch_media` has stored the file.
+
+        Example:
+            >>> ds.media.groupby("status").size()   # doctest: +SKIP
+        """
+        return _media.media_table(self, self._media_source)
+
+    def media_files(self) -> dict[str, tuple[str | None, Path | None]]:
+        """url → (content type, stored file) for every fetched source file."""
+        return _media.media_files(self, self._media_source)
+
+    def image_sizes(self) -> dict[str, tuple[int, int]]:
+        """job_id → (width, height) in pixels, from the fetched images (exports use it).
+
+        Example:
+            >>> ds.image_sizes()["job-0001"]   # doctest: +SKIP
+            (640, 480)
+        """
+        return _media.image_sizes(self, self._media_source)
+
+    def fetch_media(self, **options: Any) -> pd.DataFrame:
+        """Download every source file of this version into the registry; see
+        :func:`playment_datasets.pull.media.fetch_media` for the options.
+
+        Example:
+            >>> ds.fetch_media(workers=16)   # doctest: +SKIP
+        """
+        fetcher = type(self).media_fetcher
+        if fetcher is None or self._media_source is None:
+            raise ConfigurationError(
+                f"{self!r} has no media store: expected a version loaded through a Registry "
+                "(pds.load, Registry.load or pull) with playment_datasets imported; load it "
+                "that way, then call fetch_media()"
+            )
+        return fetcher(self, **options)
+
     # -- exports (see docs/exports.md) ------------------------------------------------
+    def export(
+        self,
+        out_dir: str | os.PathLike[str],
+        *,
+        format: str,  # noqa: A002 - the word of the CLI
+        split: Any = None,
+        seed: int | str = 0,
+        by: str = "job_id",
+        images: str = "none",
+        classes: Sequence[str] | None = None,
+        image_size: Any = None,
+    ) -> Path:
+        """One export as the ``export`` command makes it (see docs/exports.md).
+
+        ``format`` is ``coco``, ``yolo`` or ``csv``. With ``split`` (fractions, as for
+        :meth:`split`) or ``images`` (``copy`` / ``link``), COCO and YOLO write the
+        training layout of :mod:`training` (one split ``all`` without ``split``);
+        otherwise the plain single-file layouts of :mod:`exports`.
+
+        Example:
+            >>> ds.export("out", format="yolo", split={"train": .8, "val": .2},
+            ...           images="copy")   # doctest: +SKIP
+        """
+        from playment_datasets.dataset import exports, training
+
+        if format == "csv":
+            return exports.to_csv(self, out_dir)
+        if format not in training.FORMATS:
+            raise ConfigurationError(
+                f"format must be coco, yolo or csv; got {format!r}"
+            )
+        if split is None and images == "none":
+            if format == "coco":
+                return exports.to_coco(self, out_dir, image_size=image_size or self._sizes(),
+                                       categories=classes)
+            return exports.to_yolo(self, out_dir, classes=classes)
+        parts: Any = self.split(split, by=by, seed=seed) if split is not None else {"all": self}
+        return training.export_splits(parts, out_dir, format=format, images=images,
+                                      classes=classes, image_size=image_size)
+
+    def _sizes(self) -> dict[str, tuple[int, int]] | None:
+        return self.image_sizes() or None
+
 
     def to_coco(self, out_dir: str | os.PathLike[str], **options: Any) -> Path:
         """Write COCO instances JSON (boxes and polygons); see :func:`exports.to_coco`.
@@ -292,6 +388,8 @@ class Dataset:
         """
         from playment_datasets.dataset.exports import to_coco
 
+        if options.get("image_size") is None:  # the fetched images' sizes, when known
+            options["image_size"] = self._sizes()
         return to_coco(self, out_dir, **options)
 
     def to_yolo(self, out_dir: str | os.PathLike[str], **options: Any) -> Path:
@@ -339,9 +437,7 @@ class DatasetView(Dataset):
         self.job_ids = job_ids
         self.annotation_keys = annotation_keys  # type: ignore[misc]
         self._cache = {}
-        for name, value in vars(base).items():  # hooks the registry gave the base
-            if name.startswith("_hook_"):
-                setattr(self, name, value)
+        self._media_source = base._media_source
 
     @property
     def counts(self) -> dict[str, int]:

@@ -212,6 +212,17 @@ class Split(dict[str, Any]):
         frame.columns.name = None
         return frame
 
+    def export(self, out_dir: Any, *, format: str, **options: Any) -> Any:  # noqa: A002
+        """Write every split into one training folder; see :func:`training.export_splits`.
+
+        Example:
+            >>> ds.split({"train": .8, "val": .2}).export("out", format="yolo",
+            ...                                           images="copy")  # doctest: +SKIP
+        """
+        from playment_datasets.dataset.training import export_splits
+
+        return export_splits(self, out_dir, format=format, **options)
+
 
 def split_members(
     ds: Any,

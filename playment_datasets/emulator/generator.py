@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import gc
+import hashlib
 import random
 import uuid
 from collections.abc import Callable, Sequence
@@ -132,7 +133,8 @@ class _JobBuilder:
 
     def __init__(self, rng: random.Random, job_id: str, asset_base_url: str,
                  mask_size: tuple[int, int] = DEFAULT_MASK_SIZE,
-                 mask_points: int = DEFAULT_MASK_POINTS) -> None:
+                 mask_points: int = DEFAULT_MASK_POINTS,
+                 public_base_url: str | None = None) -> None:
         self.rng = rng
         # Masks draw from their own stream, seeded by the job id (itself drawn from the
         # batch seed): adding them left every other generated value unchanged.
@@ -142,6 +144,13 @@ class _JobBuilder:
         self._r = rng.random
         self.job_id = job_id
         self.base = asset_base_url.rstrip("/")
+        # Source media (images, frames, sensor files): on the private storage, or for
+        # about half of the jobs on a public host. Chosen by a hash of the job id, not
+        # by the rng, so adding the choice left every other generated value unchanged.
+        digest = hashlib.sha256(job_id.encode()).digest()
+        public = public_base_url is not None and digest[0] % 2 == 1
+        self.media_base = public_base_url.rstrip("/") if public and public_base_url else self.base
+        self.image_ext = ".png" if digest[1] % 2 else ".jpg"
         self.truth = _Truth()
         self.last_id: str | None = None
         self.keypoint = 0
@@ -322,7 +331,7 @@ class _JobBuilder:
             self.truth.annotation(typ, label)
         annotations = {k: v for k, v in lists.items() if v or rng.random() < 0.7}
         body = {"annotations": annotations,
-                "image_url": f"{self.base}/images/{self.job_id}.jpg"}
+                "image_url": f"{self.media_base}/images/{self.job_id}{self.image_ext}"}
         return self._wrap(body, 0.8)
 
     def video(self, n: int) -> dict[str, Any]:
@@ -360,7 +369,7 @@ class _JobBuilder:
         body = {
             "annotation_data": {"annotations": trackers},
             "video_data": {"frames": [
-                {"frame_id": fid, "src": f"{self.base}/videos/{self.job_id}/{fid}.jpg"}
+                {"frame_id": fid, "src": f"{self.media_base}/videos/{self.job_id}/{fid}.jpg"}
                 for fid in frame_ids
             ]},
         }
@@ -438,7 +447,7 @@ class _JobBuilder:
         for fid in frame_ids:  # one mask per frame, holding the colours of its entries
             colors = {c: None for e in entries if e["frame_id"] == fid for c in e["legend"]}
             self._png(f"masks/{self.job_id}/{fid}.png", list(colors))
-        frames = [{"frame_id": fid, "src": f"{self.base}/videos/{self.job_id}/{fid}.jpg"}
+        frames = [{"frame_id": fid, "src": f"{self.media_base}/videos/{self.job_id}/{fid}.jpg"}
                   for fid in frame_ids]
         return {"data": {"annotation_data": {"annotations": entries},
                          "sensor_data": {"frames": frames}}}
@@ -483,7 +492,7 @@ class _JobBuilder:
             self._point_labels(label_path, keys, pcd=False)
             masks[fid] = {"label_url": f"{self.base}/{label_path}"}
         frames = [{"frame_id": fid, "sensors": [{"sensor_id": "lidar",
-                   "data_url": f"{self.base}/pcd/{self.job_id}/{fid}.pcd"}]}
+                   "data_url": f"{self.media_base}/pcd/{self.job_id}/{fid}.pcd"}]}
                   for fid in frame_ids]
         self.truth.t.frames += len(frame_ids)
         return {"data": {"annotation_data": {"annotations": entries},
@@ -494,13 +503,17 @@ class _JobBuilder:
         return {"position": {a: round(rng.uniform(-50, 50), 3) for a in "xyz"},
                 "heading": {a: round(rng.uniform(-1, 1), 4) for a in "wxyz"}}
 
+    def _sensor_url(self, sensor: str, fid: str) -> str:
+        ext = ".jpg" if sensor.startswith("camera") else ".pcd"
+        return f"{self.media_base}/sensors/{self.job_id}/{sensor}/{fid}{ext}"
+
     def sensor_fusion(self, n: int) -> dict[str, Any]:
         rng = self.rng
         frame_ids = self._frames(rng.randint(1, 4))
         cameras = [f"camera_{i}" for i in range(rng.randint(1, 2))]
         sensors = ["lidar", *cameras]
         frames = [{"frame_id": fid, "ego_pose": self._pose(),
-                   "sensors": [{"sensor_id": s, "data_url": f"{self.base}/{s}/{fid}.dat",
+                   "sensors": [{"sensor_id": s, "data_url": self._sensor_url(s, fid),
                                 "sensor_pose": self._pose()} for s in sensors]}
                   for fid in frame_ids]
         self.truth.t.frames += len(frame_ids) * len(sensors)
@@ -573,6 +586,7 @@ def generate_job(
     annotations: int = 8,
     mask_size: tuple[int, int] = DEFAULT_MASK_SIZE,
     mask_points: int = DEFAULT_MASK_POINTS,
+    public_base_url: str | None = None,
 ) -> GeneratedJob:
     """Generate one completed job whose result has format ``kind``.
 
@@ -599,7 +613,7 @@ def generate_job(
         raise ValueError(f"mask_size and mask_points must be positive, got {mask_size} and "
                          f"{mask_points}")
     builder = _JobBuilder(rng, job_id, asset_base_url, (int(width), int(height)),
-                          int(mask_points))
+                          int(mask_points), public_base_url)
     result = getattr(builder, kind)(max(int(annotations), 0))
     truth = builder.truth.t
     truth.jobs_by_status["completed"] += 1
@@ -629,6 +643,7 @@ def generate_batch(
     completed_fraction: float = 0.95,
     mask_size: tuple[int, int] = DEFAULT_MASK_SIZE,
     mask_points: int = DEFAULT_MASK_POINTS,
+    public_base_url: str | None = None,
 ) -> GeneratedBatch:
     """Generate a batch of ``n_jobs`` jobs, deterministically from ``seed``.
 
@@ -660,7 +675,8 @@ def generate_batch(
     gc.disable()
     try:
         return _generate_batch(n_jobs, seed, kinds, project_id, batch_id, asset_base_url,
-                               annotations_per_job, completed_fraction, mask_size, mask_points)
+                               annotations_per_job, completed_fraction, mask_size, mask_points,
+                               public_base_url)
     finally:
         if was_enabled:
             gc.enable()
@@ -669,7 +685,7 @@ def generate_batch(
 def _generate_batch(n_jobs: int, seed: int, kinds: tuple[str, ...], project_id: str | None,
                     batch_id: str | None, asset_base_url: str, annotations_per_job: int,
                     completed_fraction: float, mask_size: tuple[int, int],
-                    mask_points: int) -> GeneratedBatch:
+                    mask_points: int, public_base_url: str | None = None) -> GeneratedBatch:
     rng = random.Random(seed)
     project_id = project_id or _uuid(rng)
     batch_id = batch_id or _uuid(rng)
@@ -682,7 +698,8 @@ def _generate_batch(n_jobs: int, seed: int, kinds: tuple[str, ...], project_id: 
         if rng.random() < completed_fraction:
             job = generate_job(kinds[n_done % len(kinds)], job_id=job_id, rng=rng,
                                asset_base_url=asset_base_url, annotations=annotations_per_job,
-                               mask_size=mask_size, mask_points=mask_points)
+                               mask_size=mask_size, mask_points=mask_points,
+                               public_base_url=public_base_url)
             n_done += 1
         else:
             status = rng.choice(("in_progress", "in_progress", "pending"))

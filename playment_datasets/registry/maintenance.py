@@ -27,6 +27,7 @@ from playment_datasets.dataset.dataset import Dataset, read_json
 from playment_datasets.errors import CorruptDatasetError, RegistryError, RegistryLockError
 from playment_datasets.registry.index import RegistryDir, version_in
 from playment_datasets.registry.lock import FileLock
+from playment_datasets.registry.media import MEDIA_INDEX, media_refs
 from playment_datasets.registry.staging import content_id_of, open_staging
 from playment_datasets.registry.store import TMP_PREFIX, sha256_file
 from playment_datasets.schema import TABLE_NAMES, upgrade_table
@@ -289,6 +290,8 @@ def collect_garbage(
         for journal in (reg.root / "staging").glob("*/*/journal.jsonl"):
             if journal.parent.relative_to(reg.root).as_posix() not in report.staging_removed:
                 referenced |= _journal_refs(journal)
+        for media_index in (reg.root / "datasets").glob(f"*/*/{MEDIA_INDEX}"):
+            referenced |= media_refs(media_index)  # fetched source media
         for sha, path in reg.objects.iter_all():
             if sha in referenced:
                 continue
