@@ -89,6 +89,10 @@ COMMANDS: dict[str, dict[str, str]] = {
         "help": "download the source images, frames and sensor files of a version",
         "example": "playment-datasets media 468b6ae3-…@2 --workers 16",
     },
+    "check": {
+        "help": "quality report of a version: findings per check",
+        "example": "playment-datasets check 468b6ae3-…@2",
+    },
     "emulator": {
         "help": "run the built-in Playment API emulator",
         "example": "playment-datasets emulator --jobs 200 --latency-ms 20",
@@ -156,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "the media were fetched)")
     _add_training_export_options(p)
     _add_media_parser(add("media"))
+    p = add("check")
+    p.add_argument("dataset", metavar="BATCH_ID[@VERSION]")
+    p.add_argument("--show", type=int, default=10, metavar="N",
+                   help="print the first N findings after the summary (default 10)")
 
     p = add("emulator", _common(with_json=False))
     add_emulator_arguments(p)  # the same options as python -m playment_datasets.emulator
@@ -358,6 +366,36 @@ def _export_training(args: argparse.Namespace, ds: Any, out: Path) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from playment_datasets.dataset.quality import CHECKS
+
+    batch, version = parse_dataset_ref(args.dataset)
+    ds = _registry(args).load(batch, version)
+    findings = ds.quality()
+    counts = findings["check"].value_counts()
+    data = {
+        "batch_id": ds.batch_id, "version": ds.version,
+        "counts": {name: int(counts.get(name, 0)) for name in CHECKS},
+        "severity": dict(CHECKS),
+        "findings": json.loads(findings.to_json(orient="records")),
+    }
+    _emit(args, data, lambda d: _render_check(d, args.show))
+    return EXIT_OK
+
+
+def _render_check(d: dict[str, Any], show: int) -> str:
+    rows = [{"check": c, "severity": d["severity"][c], "findings": n}
+            for c, n in d["counts"].items()]
+    total = sum(d["counts"].values())
+    lines = [f"quality of {d['batch_id']} v{d['version']}: {total} finding(s)", "",
+             render_table(rows)]
+    if total and show > 0:
+        lines += ["", f"first {min(show, total)} finding(s) (ds.quality() lists all):",
+                  render_table([{k: f[k] for k in ("check", "job_id", "frame_id", "message")}
+                                for f in d["findings"][:show]])]
+    return "\n".join(lines)
+
+
 def cmd_media(args: argparse.Namespace) -> int:
     batch, version = parse_dataset_ref(args.dataset)
     ds = _registry(args).load(batch, version)
@@ -537,7 +575,7 @@ def _emit(args: argparse.Namespace, data: Any, human: Callable[[Any], str]) -> N
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "pull": cmd_pull, "commit-shards": cmd_commit_shards,
     "list": cmd_list, "show": cmd_show, "diff": cmd_diff,
-    "verify": cmd_verify, "export": cmd_export, "media": cmd_media,
+    "verify": cmd_verify, "export": cmd_export, "media": cmd_media, "check": cmd_check,
     "emulator": cmd_emulator, "demo": cmd_demo,
 }
 

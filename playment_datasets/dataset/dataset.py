@@ -242,6 +242,35 @@ class Dataset:
         """
         return dict((self.manifest.get("extra") or {}).get("pull") or {})
 
+    # -- quality (see dataset/quality.py) --------------------------------------------
+    def _read_columns(self, name: str, columns: Sequence[str]) -> pa.Table:
+        if name not in self.tables():  # a table older versions do not have
+            return TABLES[name].empty_table().select(list(columns))
+        return self.arrow(name, columns=columns)
+
+    def quality(self) -> pd.DataFrame:
+        """Findings of the quality checks: check, severity, job_id, annotation_key,
+        frame_id, message (see :mod:`playment_datasets.dataset.quality`).
+
+        Example:
+            >>> ds.quality().groupby(["severity", "check"]).size()   # doctest: +SKIP
+        """
+        from playment_datasets.dataset.quality import quality_findings
+
+        return quality_findings(self._read_columns)
+
+    @property
+    def quality_counts(self) -> dict[str, int]:
+        """Findings per check as counted at commit (empty for older versions; a view
+        recounts its own).
+
+        Example:
+            >>> ds.quality_counts["box_out_of_bounds"]   # doctest: +SKIP
+            3
+        """
+        return {k: int(v) for k, v in
+                ((self.manifest.get("extra") or {}).get("quality") or {}).items()}
+
     # -- subsets and splits (see dataset/views.py) ----------------------------------
     def select(
         self,
@@ -463,6 +492,12 @@ class DatasetView(Dataset):
 
     def _full(self) -> Dataset:
         return self.base
+
+    @property
+    def quality_counts(self) -> dict[str, int]:
+        from playment_datasets.dataset.quality import quality_counts
+
+        return quality_counts(self._read_columns)
 
     def table_path(self, name: str) -> str:
         raise ConfigurationError(

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from playment_datasets._version import __version__
+from playment_datasets.dataset.quality import quality_counts_of_dir
 from playment_datasets.errors import ConfigurationError, RegistryError
 from playment_datasets.registry.index import RegistryDir
 from playment_datasets.registry.store import atomic_write_json, fsync_dir, is_sha256, sha256_file
@@ -283,6 +284,7 @@ def commit_staging(
     if (done := _unchanged(staging, cid, force)) is not None:
         return done
     files = prepare_files(staging, counts, jobs_v, job_meta)
+    extra = {**extra, "quality": quality_counts_of_dir(staging.tables_path)}
     with reg.lock():
         if (done := _unchanged(staging, cid, force)) is not None:
             return done  # another process committed the same content meanwhile
