@@ -110,6 +110,19 @@ def test_sizes_of_fetched_images_fill_pixel_coordinates(emu: Emulator, fetched,
                for i in coco.dataset["images"])
 
 
+def test_to_pixels_uses_the_fetched_sizes(emu: Emulator, fetched) -> None:
+    _, ds, _, _ = fetched
+    px = ds.to_pixels("annotations")
+    ann = ds.annotations
+    row = ann[ann["job_id"].isin(ds.jobs.loc[ds.jobs["result_kind"] == "image", "job_id"])
+              & ann["x_max"].notna()].iloc[0]
+    url = ds.jobs.set_index("job_id").loc[row["job_id"], "image_url"]
+    truth = emu.media_truth(url)
+    got = px.loc[row.name]
+    assert got["x_max"] == pytest.approx(row["x_max"] * truth.width)
+    assert got["y_min"] == pytest.approx(row["y_min"] * truth.height)
+
+
 def test_gc_keeps_fetched_media(fetched) -> None:
     root, ds, media, _ = fetched
     Registry(root).gc(grace_seconds=0)

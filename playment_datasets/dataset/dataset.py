@@ -1,8 +1,11 @@
 """Dataset: one immutable version of a batch, with its tables as lazy DataFrames.
 
 Opening a Dataset reads only ``manifest.json``; each table's Parquet file is read the
-first time it is asked for, into pandas with Arrow-backed dtypes (``pd.ArrowDtype``), so
-strings stay compact and nullable integers stay integers. Full reads are cached.
+first time it is asked for, into pandas: floats as NumPy ``float64`` (so
+``df[["x_min", "y_min"]].to_numpy()`` is a float array), low-cardinality strings
+(:data:`CATEGORICAL_COLUMNS`: ``type``, ``label``, ``status``, …) as ``category``, and
+every other column with its Arrow type (``pd.ArrowDtype``), so strings stay compact and
+nullable integers stay integers. Full reads are cached.
 
 Example:
     >>> import playment_datasets as pds
@@ -21,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from playment_datasets._optional import import_optional
@@ -29,9 +33,39 @@ from playment_datasets.dataset import views
 from playment_datasets.errors import ConfigurationError, CorruptDatasetError, RegistryError
 from playment_datasets.schema import TABLES
 
-__all__ = ["Dataset", "DatasetView", "read_json"]
+__all__ = ["CATEGORICAL_COLUMNS", "Dataset", "DatasetView", "arrow_to_pandas", "read_json"]
 
 _JOB_META_FILE = "job_meta.jsonl.gz"
+
+#: String columns with few distinct values, read as pandas ``category`` (from an Arrow
+#: dictionary): a label repeated a million times is one small code, and groupby is fast.
+CATEGORICAL_COLUMNS = frozenset({
+    "type", "label", "track_label", "status", "result_kind", "state", "name", "class_name",
+    "kind", "decode_status", "stage", "error_type", "face",
+})
+
+
+def _types_mapper(typ: pa.DataType) -> Any:
+    # Floats become NumPy float64 (nulls as NaN), so df[[…]].to_numpy() is a float
+    # array, not objects; dictionaries become pandas categories; everything else keeps
+    # its Arrow type (nullable integers stay integers, strings stay compact).
+    if pa.types.is_floating(typ) or pa.types.is_dictionary(typ):
+        return None
+    return pd.ArrowDtype(typ)
+
+
+def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """``table`` as the DataFrame a Dataset gives: float64, categories, Arrow dtypes.
+
+    Example:
+        >>> df = arrow_to_pandas(pa.table({"label": ["car", "car"], "x": [0.5, None]}))
+        >>> [str(t) for t in df.dtypes]
+        ['category', 'float64']
+    """
+    for i, field in enumerate(table.schema):
+        if field.name in CATEGORICAL_COLUMNS and pa.types.is_string(field.type):
+            table = table.set_column(i, field.name, pc.dictionary_encode(table.column(i)))
+    return table.to_pandas(types_mapper=_types_mapper)
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -127,7 +161,8 @@ class Dataset:
     def table(
         self, name: str, columns: Sequence[str] | None = None, filters: Any = None
     ) -> pd.DataFrame:
-        """Table ``name`` as a DataFrame with Arrow-backed dtypes; full reads are cached.
+        """Table ``name`` as a DataFrame (see the module docstring for the dtypes); full
+        reads are cached.
 
         Example:
             >>> ds.table("annotations", columns=["job_id", "label"])   # doctest: +SKIP
@@ -135,7 +170,7 @@ class Dataset:
         full = columns is None and filters is None
         if full and name in self._cache:
             return self._cache[name].copy(deep=False)
-        df = self.arrow(name, columns, filters).to_pandas(types_mapper=pd.ArrowDtype)
+        df = arrow_to_pandas(self.arrow(name, columns, filters))
         if full:
             self._cache[name] = df
             return df.copy(deep=False)
@@ -346,6 +381,25 @@ class Dataset:
             (640, 480)
         """
         return _media.image_sizes(self, self._media_source)
+
+    def to_pixels(self, frame: pd.DataFrame | str = "annotations") -> pd.DataFrame:
+        """``frame`` (a table name or a DataFrame with ``job_id``) in pixel coordinates,
+        scaled by the fetched image size of each row's job (``image_width`` and
+        ``image_height`` columns added; NaN where the size is unknown).
+
+        Example:
+            >>> ds.fetch_media()                                   # doctest: +SKIP
+            >>> ds.to_pixels("annotations")[["x_min", "x_max"]]    # doctest: +SKIP
+        """
+        from playment_datasets.normalize import to_pixels
+
+        df = self.table(frame) if isinstance(frame, str) else frame
+        sizes = self.image_sizes()
+        jobs = df["job_id"].astype(object)
+        df = df.assign(
+            image_width=jobs.map(lambda j: sizes[j][0] if j in sizes else None).astype("float64"),
+            image_height=jobs.map(lambda j: sizes[j][1] if j in sizes else None).astype("float64"))
+        return to_pixels(df, "image_width", "image_height")
 
     def fetch_media(self, **options: Any) -> pd.DataFrame:
         """Download every source file of this version into the registry; see
