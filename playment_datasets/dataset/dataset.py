@@ -417,6 +417,18 @@ class Dataset:
             )
         return fetcher(self, **options)
 
+    def show(self, job_id: str, frame_id: str | None = None, **options: Any) -> Any:
+        """Draw a job's image (or a video frame) with its annotations and masks; returns
+        the matplotlib Axes. See :func:`playment_datasets.dataset.show.show`; needs
+        ``pip install 'playment-datasets[plot]'``.
+
+        Example:
+            >>> ds.show(ds.jobs["job_id"][0])   # doctest: +SKIP
+        """
+        from playment_datasets.dataset.show import show
+
+        return show(self, job_id, frame_id, **options)
+
     # -- exports (see docs/exports.md) ------------------------------------------------
     def export(
         self,
