@@ -353,16 +353,22 @@ def _export_training(args: argparse.Namespace, ds: Any, out: Path) -> int:
         raise UsageError("--split, --images and --classes apply to coco and yolo, not csv")
     classes = read_classes_file(args.classes) if args.classes else None
     seed: int | str = int(args.seed) if args.seed.lstrip("-").isdigit() else args.seed
-    parts = ds.split(args.split, by=args.by, seed=seed) if args.split else {"all": ds}
+    parts = ds.training_splits(args.format, args.split, by=args.by, seed=seed)
     path = ds.export(out, format=args.format, split=args.split, seed=seed, by=args.by,
                      images=args.images, classes=classes, image_size=args.image_size)
-    report = parts.report if hasattr(parts, "report") else None
-    rows = ([{"split": name, **{k: (int(v) if k != "share" else round(float(v), 3))
-                                 for k, v in row.items()}}
-             for name, row in report.iterrows()] if report is not None else [])
-    data = {"format": args.format, "path": str(path), "images": args.images, "splits": rows}
-    _emit(args, data, lambda d: f"wrote {d['format']} export to {d['path']}"
-          + ("\n\n" + render_table(d["splits"]) if d["splits"] else ""))
+    report = parts.report
+    labels = [c for c in report.columns if c not in ("jobs", "annotations", "share")]
+    data = {
+        "format": args.format, "path": str(path), "images": args.images,
+        "splits": [{"split": str(name), "jobs": int(row["jobs"]),
+                    "annotations": int(row["annotations"]), "share": round(float(row["share"]), 3)}
+                   for name, row in report.iterrows()],
+        "labels": [{"label": str(label), **{str(name): int(report.loc[name, label])
+                                            for name in report.index}} for label in labels],
+    }
+    _emit(args, data, lambda d: "\n\n".join(
+        [f"wrote {d['format']} export to {d['path']}", render_table(d["splits"]),
+         render_table(d["labels"])]))
     return EXIT_OK
 
 

@@ -466,9 +466,23 @@ class Dataset:
                 return exports.to_coco(self, out_dir, image_size=image_size or self._sizes(),
                                        categories=classes)
             return exports.to_yolo(self, out_dir, classes=classes)
-        parts: Any = self.split(split, by=by, seed=seed) if split is not None else {"all": self}
+        parts = self.training_splits(format, split, by=by, seed=seed)
         return training.export_splits(parts, out_dir, format=format, images=images,
                                       classes=classes, image_size=image_size)
+
+    def training_splits(self, format: str, split: Any = None, *,  # noqa: A002
+                        by: str = "job_id", seed: int | str = 0) -> views.Split:
+        """The views a training export of ``format`` writes: the annotations of its
+        types, split by ``split`` (one split ``all`` when ``None``); ``.report`` is the
+        class balance of exactly what is exported.
+
+        Example:
+            >>> ds.training_splits("yolo", {"train": .8, "val": .2}).report  # doctest: +SKIP
+        """
+        from playment_datasets.dataset import training
+
+        chosen = self.select(types=training.export_types(format))
+        return chosen.split(split if split is not None else {"all": 1.0}, by=by, seed=seed)
 
     def _sizes(self) -> dict[str, tuple[int, int]] | None:
         return self.image_sizes() or None

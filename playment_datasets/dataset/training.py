@@ -41,7 +41,7 @@ from urllib.parse import unquote, urlsplit
 from playment_datasets.dataset import exports
 from playment_datasets.errors import ConfigurationError
 
-__all__ = ["FORMATS", "IMAGE_MODES", "export_splits", "read_classes_file"]
+__all__ = ["FORMATS", "IMAGE_MODES", "export_splits", "export_types", "read_classes_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,16 @@ _OWNED = ("data.yaml", "classes.txt", "images", "labels", "annotations", _MARKER
 _TYPE_EXT = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp",
              "image/bmp": ".bmp", "image/tiff": ".tiff", "image/gif": ".gif"}
 _IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+
+
+def export_types(format: str, polygons_as_boxes: bool = False) -> tuple[str, ...]:  # noqa: A002
+    """The annotation types a training export of ``format`` writes.
+
+    Example:
+        >>> export_types("yolo"), export_types("coco")
+        (('rectangle',), ('rectangle', 'polygon'))
+    """
+    return exports.COCO_TYPES if format == "coco" or polygons_as_boxes else ("rectangle",)
 
 
 def read_classes_file(path: str | os.PathLike[str]) -> list[str]:
@@ -201,7 +211,7 @@ def export_splits(
         raise ConfigurationError("splits is empty; pass ds.split({...}) or {'all': ds}")
     out = Path(out_dir)
     _check_out(out)
-    types = exports.COCO_TYPES if format == "coco" or polygons_as_boxes else ("rectangle",)
+    types = export_types(format, polygons_as_boxes)
     shapes = {name: exports._collect_shapes(view, types) for name, view in splits.items()}
     every_label = sorted({s.label for group in shapes.values() for s in group})
     class_list = exports.check_classes(every_label, classes)
@@ -215,6 +225,10 @@ def export_splits(
                                  images=images, class_list=class_list, image_size=image_size)
             totals["images"] += files
             totals["annotations"] += len(shapes[name])
+            if not files:
+                logger.warning("split %r of the export is empty (no image with %s); a small "
+                               "dataset or a small fraction, see the split report", name,
+                               " or ".join(types))
         if format == "yolo":
             (staging / "data.yaml").write_text(data_yaml(out.resolve(), list(splits),
                                                          class_list), encoding="utf-8")

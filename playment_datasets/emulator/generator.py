@@ -650,7 +650,9 @@ def generate_batch(
     Completed jobs cycle through ``kinds`` (default: every format in
     :data:`GENERATED_KINDS`); about ``1 - completed_fraction`` of the jobs are left
     ``"in_progress"`` with no result (kind ``"none"``). ``batch.truth`` sums the
-    ground truth of every job.
+    ground truth of every job. With ``public_base_url``, about half of the jobs (by a
+    hash of the job id) have their source media (``image_url``, frame ``src``, sensor
+    ``data_url``) there instead of under ``asset_base_url``.
 
     Example:
         >>> batch = generate_batch(10, seed=3, kinds=["image"], completed_fraction=1.0)
