@@ -21,6 +21,7 @@ import yaml
 from pycocotools.coco import COCO
 
 import playment_datasets as pds
+from playment_datasets.api.client import RetryPolicy
 from playment_datasets.emulator import Emulator
 from playment_datasets.errors import ConfigurationError, TransportError
 from playment_datasets.registry.registry import Registry
@@ -312,3 +313,69 @@ def test_download_refuses_a_body_over_max_bytes(emu: Emulator, fetched) -> None:
         assert client.download(public).content_type in ("image/png", "image/jpeg")
         with pytest.raises(TransportError, match="max_bytes"):
             client.download(public, max_bytes=10)
+
+
+def test_the_key_is_nowhere_in_the_registry_after_fetching(emu: Emulator, fetched) -> None:
+    root, _, _, _ = fetched
+    needle = emu.api_key.encode()
+    for path in root.rglob("*"):
+        if path.is_file():
+            assert needle not in path.read_bytes(), path
+
+
+def test_failures_are_recorded_and_retried_alone(tmp_path: Path) -> None:
+    """A dead public host costs only its files; a storage fault is retried."""
+    from emulator_helpers import make_batch
+
+    batch = make_batch(3)
+    for n, job in enumerate(batch.jobs):
+        if n == 0:  # a public host that refuses connections
+            job.result["data"]["image_url"] = "http://127.0.0.3:9/dead.jpg"
+    fast = RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.02)
+    with Emulator(batch) as emu:
+        for job in batch.jobs[1:]:  # served by the emulator's public host
+            emu.set_result(job.job_id, {**job.result, "data": {
+                **job.result["data"],
+                "image_url": f"{emu.public_url}/public/images/{job.job_id}.png"}})
+        ds = pds.pull(emu.project_id, emu.batch_id, api_key=emu.api_key,
+                      base_url=emu.base_url, registry=tmp_path, progress=False)
+        media = ds.fetch_media(api_key=emu.api_key, base_url=emu.base_url, progress=False,
+                               retry=fast)
+        status = dict(zip(media["url"], media["status"], strict=True))
+        assert status.pop("http://127.0.0.3:9/dead.jpg") == "failed"
+        assert set(status.values()) == {"ok"}
+        failed = media[media["status"] == "failed"]
+        assert "TransportError" in failed["error"].iloc[0]
+        emu.reset_stats()
+        again = ds.fetch_media(api_key=emu.api_key, base_url=emu.base_url, progress=False,
+                               retry=fast)
+        assert sum(emu.stats.requests.values()) == 0  # only the dead URL was tried again
+        assert (again["status"] == "ok").sum() == 2
+
+
+def test_storage_faults_are_retried(tmp_path: Path) -> None:
+    with Emulator(jobs=6, seed=2, kinds=["image"]) as emu:
+        ds = pds.pull(emu.project_id, emu.batch_id, api_key=emu.api_key,
+                      base_url=emu.base_url, registry=tmp_path, progress=False)
+        emu.fail_next(2, "500", "storage")
+        media = ds.fetch_media(api_key=emu.api_key, base_url=emu.base_url, progress=False,
+                               retry=RetryPolicy(attempts=4, backoff_base=0.01, backoff_max=0.02),
+                               workers=1)
+        assert (media["status"] == "ok").all()
+        assert emu.stats.faults["500"] == 2
+
+
+@pytest.mark.slow
+def test_media_command(tmp_path: Path) -> None:
+    with Emulator(jobs=6, seed=2, kinds=["image", "video"]) as emu:
+        pds.pull(emu.project_id, emu.batch_id, api_key=emu.api_key, base_url=emu.base_url,
+                 registry=tmp_path, progress=False)
+        env = {**os.environ, "PLAYMENT_API_KEY": emu.api_key}
+        cmd = [sys.executable, "-m", "playment_datasets", "media", emu.batch_id,
+               "--base-url", emu.base_url, "--registry", str(tmp_path), "--json"]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr
+        data = json.loads(done.stdout)
+        assert data["files"] == sum(r["files"] for r in data["by_status"])
+        assert {r["status"] for r in data["by_status"]} == {"ok"}
+        assert emu.api_key not in done.stdout + done.stderr
