@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import matplotlib
+import numpy as np
 import pytest
 
 import playment_datasets as pds
@@ -75,3 +76,37 @@ def test_without_media_a_blank_canvas_and_clear_errors(pulled, monkeypatch) -> N
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"playment-datasets\[plot\]"):
         ds.show(ds.jobs["job_id"].iloc[0])
+
+
+def test_a_stored_png_mask_is_overlaid(tmp_path, monkeypatch) -> None:
+    """Masks are drawn from the registry's store by their sha256 (masks.sha256)."""
+    import hashlib
+
+    with Emulator(jobs=4, seed=5, kinds=["image_segmentation"]) as emu:
+        ds = pds.pull(emu.project_id, emu.batch_id, api_key=emu.api_key,
+                      base_url=emu.base_url, registry=tmp_path, progress=False)
+        job = next(j for j in emu.batch.jobs if j.kind == "image_segmentation")
+    [(_, png)] = [(k, v) for k, v in job.assets.items() if k.endswith(".png")][:1]
+    sha = ds._media_source.store(png)
+    assert sha == hashlib.sha256(png).hexdigest()
+    original = ds.table
+
+    def table(name, columns=None, filters=None):
+        frame = original(name, columns, filters)
+        if name == "masks":  # as a pull that fetched the masks records them
+            frame = frame.assign(sha256=[sha if j == job.job_id else None
+                                         for j in frame["job_id"]], kind="png")
+        return frame
+
+    monkeypatch.setattr(ds, "table", table)
+    ax = ds.show(job.job_id)
+    [overlay] = ax.images
+    rgba = overlay.get_array()
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as mask:
+        assert rgba.shape[:2] == (mask.height, mask.width)
+        coloured = (np.asarray(mask.convert("RGB")).sum(axis=2) > 0)
+    assert ((rgba[..., 3] > 0) == coloured).all()
