@@ -41,9 +41,10 @@ if TYPE_CHECKING:  # the names below are imported on first use (see __getattr__)
         Timeouts,
     )
     from playment_datasets.api.ids import validate_id
-    from playment_datasets.dataset.dataset import Dataset
+    from playment_datasets.dataset.dataset import Dataset, DatasetView
     from playment_datasets.dataset.diff import DatasetDiff
     from playment_datasets.normalize import BatchNormalizer, normalize_result, to_pixels
+    from playment_datasets.pull.media import fetch_media
     from playment_datasets.pull.orchestrate import pull
     from playment_datasets.registry.registry import CommitResult, Registry, load
     from playment_datasets.registry.remote import RemoteDataset, RemoteRegistry
@@ -56,11 +57,12 @@ _LAZY = {
     **dict.fromkeys(["FetchedResult", "Limits", "PlaymentClient", "RetryPolicy", "Timeouts"],
                     "playment_datasets.api.client"),
     "validate_id": "playment_datasets.api.ids",
-    "Dataset": "playment_datasets.dataset.dataset",
+    **dict.fromkeys(["Dataset", "DatasetView"], "playment_datasets.dataset.dataset"),
     "DatasetDiff": "playment_datasets.dataset.diff",
     **dict.fromkeys(["BatchNormalizer", "normalize_result", "to_pixels"],
                     "playment_datasets.normalize"),
     "pull": "playment_datasets.pull.orchestrate",
+    "fetch_media": "playment_datasets.pull.media",
     **dict.fromkeys(["CommitResult", "Registry", "load"], "playment_datasets.registry.registry"),
     **dict.fromkeys(["RemoteDataset", "RemoteRegistry"], "playment_datasets.registry.remote"),
     **dict.fromkeys(["SCHEMA_VERSION", "TABLE_NAMES"], "playment_datasets.schema"),
@@ -82,13 +84,26 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'playment_datasets' has no attribute {name!r}")
     import importlib
 
-    if module.startswith("playment_datasets.registry."):
-        # Registry("s3://…") picks the subclass that serves URLs among those imported:
-        # the face always comes with its remote subclass.
-        importlib.import_module("playment_datasets.registry.remote")
+    if module.startswith(("playment_datasets.dataset.", "playment_datasets.registry.",
+                          "playment_datasets.pull.")):
+        _install_hooks()
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later look-ups skip __getattr__
     return value
+
+
+def _install_hooks() -> None:
+    """Wire the stages that may not import each other, before any Dataset exists.
+
+    ``Registry("s3://…")`` picks the subclass that serves URLs among those imported, so
+    the registry face always comes with its remote subclass; and a Dataset (stage 2)
+    downloads media through the pull stage (4), which it is handed here.
+    """
+    from playment_datasets.dataset.dataset import Dataset
+    from playment_datasets.pull.media import fetch_media
+    from playment_datasets.registry import remote  # noqa: F401  (registers RemoteRegistry)
+
+    Dataset.media_fetcher = fetch_media
 
 
 def __dir__() -> list[str]:
@@ -100,6 +115,7 @@ __all__ = [
     "BatchNormalizer",
     "CommitResult",
     "Dataset",
+    "DatasetView",
     "DatasetDiff",
     "FetchedResult",
     "Limits",
@@ -109,6 +125,7 @@ __all__ = [
     "RemoteRegistry",
     "RetryPolicy",
     "Timeouts",
+    "fetch_media",
     "load",
     "normalize_result",
     "pull",

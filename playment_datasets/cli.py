@@ -85,6 +85,14 @@ COMMANDS: dict[str, dict[str, str]] = {
         "example": "playment-datasets export 468b6ae3-… --format coco --out coco/ "
                    "--image-size 1920x1080",
     },
+    "media": {
+        "help": "download the source images, frames and sensor files of a version",
+        "example": "playment-datasets media 468b6ae3-…@2 --workers 16",
+    },
+    "check": {
+        "help": "quality report of a version: findings per check",
+        "example": "playment-datasets check 468b6ae3-…@2",
+    },
     "emulator": {
         "help": "run the built-in Playment API emulator",
         "example": "playment-datasets emulator --jobs 200 --latency-ms 20",
@@ -155,7 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=("coco", "yolo", "csv"))
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--image-size", metavar="WxH", type=_image_size,
-                   help="pixel size of every image, e.g. 1920x1080 (COCO needs it)")
+                   help="pixel size of every image, e.g. 1920x1080 (COCO needs it unless "
+                        "the media were fetched)")
+    _add_training_export_options(p)
+    _add_media_parser(add("media"))
+    p = add("check")
+    p.add_argument("dataset", metavar="BATCH_ID[@VERSION]")
+    p.add_argument("--show", type=int, default=10, metavar="N",
+                   help="print the first N findings after the summary (default 10)")
 
     p = add("emulator", _common(with_json=False))
     add_emulator_arguments(p)  # the same options as python -m playment_datasets.emulator
@@ -163,6 +178,44 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo")
     p.add_argument("--jobs", type=_positive_int, default=48, help="jobs in the demo batch")
     return parser
+
+
+def _add_training_export_options(p: argparse.ArgumentParser) -> None:
+    """Options of the training layout (splits, images, fixed classes)."""
+    p.add_argument("--split", metavar="NAME=F,…", type=_fractions,
+                   help="split by a hash of the job id, e.g. train=.8,val=.1,test=.1 "
+                        "(stable across versions)")
+    p.add_argument("--seed", default="0", help="seed of the split hash (default 0)")
+    p.add_argument("--by", choices=("job_id", "reference_id"), default="job_id",
+                   help="what the split is keyed on (default job_id)")
+    p.add_argument("--images", choices=("copy", "link", "none"), default="none",
+                   help="put the source images in the export (needs 'media' first)")
+    p.add_argument("--classes", metavar="FILE",
+                   help="class names, one per line: fixes the class ids of every split")
+
+
+def _add_media_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="BATCH_ID[@VERSION]")
+    p.add_argument("--base-url", help="API host (default $PLAYMENT_BASE_URL or "
+                                      "https://api.playment.io)")
+    p.add_argument("--workers", type=_positive_int, default=16,
+                   help="downloads in flight at once (default 16)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _fractions(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(
+                f"expected NAME=FRACTION,… such as train=.8,val=.1,test=.1; got {text!r}"
+            )
+    return out
 
 
 def _positive_int(text: str) -> int:
@@ -298,8 +351,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     batch, version = parse_dataset_ref(args.dataset)
     ds = _registry(args).load(batch, version)
     out = Path(args.out)
+    if args.split is not None or args.images != "none" or args.classes:
+        return _export_training(args, ds, out)
     if args.format == "coco":
-        path = exports.to_coco(ds, out, image_size=args.image_size)
+        path = exports.to_coco(ds, out, image_size=args.image_size or ds.image_sizes() or None)
     elif args.format == "yolo":
         path = exports.to_yolo(ds, out, image_size=args.image_size)
     else:
@@ -307,6 +362,89 @@ def cmd_export(args: argparse.Namespace) -> int:
     _emit(args, {"format": args.format, "path": str(path)},
           lambda d: f"wrote {d['format']} export to {d['path']}")
     return EXIT_OK
+
+
+def _export_training(args: argparse.Namespace, ds: Any, out: Path) -> int:
+    """``export`` with --split / --images / --classes: the training layout."""
+    from playment_datasets.dataset.training import read_classes_file
+
+    if args.format == "csv":
+        raise UsageError("--split, --images and --classes apply to coco and yolo, not csv")
+    classes = read_classes_file(args.classes) if args.classes else None
+    seed: int | str = int(args.seed) if args.seed.lstrip("-").isdigit() else args.seed
+    parts = ds.training_splits(args.format, args.split, by=args.by, seed=seed)
+    path = ds.export(out, format=args.format, split=args.split, seed=seed, by=args.by,
+                     images=args.images, classes=classes, image_size=args.image_size)
+    report = parts.report
+    labels = [c for c in report.columns if c not in ("jobs", "annotations", "share")]
+    data = {
+        "format": args.format, "path": str(path), "images": args.images,
+        "splits": [{"split": str(name), "jobs": int(row["jobs"]),
+                    "annotations": int(row["annotations"]), "share": round(float(row["share"]), 3)}
+                   for name, row in report.iterrows()],
+        "labels": [{"label": str(label), **{str(name): int(report.loc[name, label])
+                                            for name in report.index}} for label in labels],
+    }
+    _emit(args, data, lambda d: "\n\n".join(
+        [f"wrote {d['format']} export to {d['path']}", render_table(d["splits"]),
+         render_table(d["labels"])]))
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from playment_datasets.dataset.quality import CHECKS
+
+    batch, version = parse_dataset_ref(args.dataset)
+    ds = _registry(args).load(batch, version)
+    findings = ds.quality()
+    counts = findings["check"].value_counts()
+    data = {
+        "batch_id": ds.batch_id, "version": ds.version,
+        "counts": {name: int(counts.get(name, 0)) for name in CHECKS},
+        "severity": dict(CHECKS),
+        "findings": json.loads(findings.to_json(orient="records")),
+    }
+    _emit(args, data, lambda d: _render_check(d, args.show))
+    return EXIT_OK
+
+
+def _render_check(d: dict[str, Any], show: int) -> str:
+    rows = [{"check": c, "severity": d["severity"][c], "findings": n}
+            for c, n in d["counts"].items()]
+    total = sum(d["counts"].values())
+    lines = [f"quality of {d['batch_id']} v{d['version']}: {total} finding(s)", "",
+             render_table(rows)]
+    if total and show > 0:
+        lines += ["", f"first {min(show, total)} finding(s) (ds.quality() lists all):",
+                  render_table([{k: f[k] for k in ("check", "job_id", "frame_id", "message")}
+                                for f in d["findings"][:show]])]
+    return "\n".join(lines)
+
+
+def cmd_media(args: argparse.Namespace) -> int:
+    batch, version = parse_dataset_ref(args.dataset)
+    ds = _registry(args).load(batch, version)
+    media = ds.fetch_media(base_url=args.base_url, workers=args.workers,
+                           progress=False if (args.no_progress or args.json) else None)
+    counts = media.groupby(["kind", "status"], observed=True).size()
+    rows = [{"kind": str(k), "status": str(s), "files": int(n)} for (k, s), n in counts.items()]
+    data = {"batch_id": ds.batch_id, "version": ds.version, "files": len(media),
+            "bytes": int(media["bytes"].fillna(0).sum()), "by_status": rows,
+            "errors": [{"url": str(u), "error": str(e)} for u, e in
+                       media.loc[media["error"].notna(), ["url", "error"]].head(20)
+                       .itertuples(index=False)]}
+    _emit(args, data, _render_media)
+    failed = int((media["status"] == "failed").sum())
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def _render_media(d: dict[str, Any]) -> str:
+    lines = [f"{d['files']} media files of {d['batch_id']} v{d['version']} "
+             f"({d['bytes']:,} bytes stored)", "", render_table(d["by_status"])]
+    if d["errors"]:
+        lines += ["", "failed (run the same command again to retry them):",
+                  render_table(d["errors"])]
+    return "\n".join(lines)
 
 
 def cmd_emulator(args: argparse.Namespace) -> int:
@@ -462,7 +600,8 @@ def _emit(args: argparse.Namespace, data: Any, human: Callable[[Any], str]) -> N
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "pull": cmd_pull, "commit-shards": cmd_commit_shards,
     "list": cmd_list, "show": cmd_show, "diff": cmd_diff,
-    "verify": cmd_verify, "export": cmd_export, "emulator": cmd_emulator, "demo": cmd_demo,
+    "verify": cmd_verify, "export": cmd_export, "media": cmd_media, "check": cmd_check,
+    "emulator": cmd_emulator, "demo": cmd_demo,
 }
 
 

@@ -25,16 +25,28 @@ import pyarrow as pa
 __all__ = [
     "ANNOTATION_TYPES",
     "RESULT_KINDS",
+    "MASK_DECODE_STATUSES",
+    "MASK_KINDS",
+    "SCHEMA_HISTORY",
     "SCHEMA_VERSION",
     "TABLES",
     "TABLE_NAMES",
     "empty_table",
     "empty_tables",
+    "upgrade_table",
 ]
 
 #: Bumped whenever a column is added, removed, renamed or changes meaning. Stored in
 #: the metadata of every Parquet file and in every manifest.
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+
+#: What each schema version added, so a reader knows which columns an older file lacks
+#: (:func:`upgrade_table` fills them with nulls).
+SCHEMA_HISTORY = {
+    "1": "the nine tables jobs … errors",
+    "2": "tables masks, point_labels, warnings; segments.n_pixels, x_min, y_min, x_max, "
+         "y_max, mask_sha256",
+}
 
 #: The values of ``annotations.type``.
 ANNOTATION_TYPES = (
@@ -59,6 +71,24 @@ RESULT_KINDS = (
     "classification",
     "unknown",
     "none",  # no result (job not completed)
+)
+
+#: The values of ``masks.kind``: a PNG raster, an ASCII PCD with a ``label_key`` field,
+#: or a plain label file (one label key per point).
+MASK_KINDS = ("png", "pcd", "labels")
+
+#: The values of ``masks.decode_status``.
+MASK_DECODE_STATUSES = (
+    "ok",
+    "not_fetched",  # the pull did not fetch masks (masks=False), or the bytes are missing
+    "not_png",
+    "not_pcd",
+    "truncated",
+    "too_large",
+    "bad_fields",
+    "bad_labels",
+    "bad_header",
+    "unsupported",
 )
 
 _s = pa.string()
@@ -186,7 +216,40 @@ TABLES: dict[str, pa.Schema] = {
         ("class_name", _s),
         ("instance_id", _i64),
         ("mask_url", _s),
+        ("n_pixels", _i64),
+        ("x_min", _f),
+        ("y_min", _f),
+        ("x_max", _f),
+        ("y_max", _f),
+        ("mask_sha256", _s),
         ("extra", _s),
+    ),
+    "masks": _schema(
+        ("job_id", _s),
+        ("frame_id", _s),
+        ("kind", _s),
+        ("url", _s),
+        ("sha256", _s),
+        ("width", _i32),
+        ("height", _i32),
+        ("n_points", _i64),
+        ("bytes", _i64),
+        ("decode_status", _s),
+        ("decode_error", _s),
+    ),
+    "point_labels": _schema(
+        ("job_id", _s),
+        ("frame_id", _s),
+        ("point_index", _i64),
+        ("label_key", _i64),
+    ),
+    "warnings": _schema(
+        ("job_id", _s),
+        ("annotation_key", _s),
+        ("json_path", _s),
+        ("expected", _s),
+        ("got", _s),
+        ("message", _s),
     ),
     "errors": _schema(
         ("job_id", _s),
@@ -221,3 +284,33 @@ def empty_table(name: str) -> pa.Table:
 def empty_tables() -> dict[str, pa.Table]:
     """Return one empty table per table name, in canonical order."""
     return {name: schema.empty_table() for name, schema in TABLES.items()}
+
+
+def upgrade_table(name: str, table: pa.Table | None) -> pa.Table:
+    """Bring a table written under an older :data:`SCHEMA_VERSION` to the current schema.
+
+    Columns added since are filled with nulls, columns are put in canonical order and
+    cast to their current types; ``None`` (a table the older version did not have)
+    becomes an empty table. Columns unknown to the current schema are dropped.
+
+    Example:
+        >>> import pyarrow as pa
+        >>> old = pa.table({"job_id": ["j1"], "annotation_key": ["j1/a"], "color": ["#ff0000"]})
+        >>> new = upgrade_table("segments", old)
+        >>> new.column("n_pixels").to_pylist(), new.column("color").to_pylist()
+        ([None], ['#ff0000'])
+        >>> upgrade_table("masks", None).num_rows
+        0
+    """
+    if table is None:
+        return empty_table(name)  # also the error for an unknown name
+    schema = TABLES[name]
+    if table.schema.equals(schema, check_metadata=False):
+        return table
+    n = table.num_rows
+    columns = [
+        table.column(field.name).cast(field.type) if field.name in table.column_names
+        else pa.nulls(n, field.type)
+        for field in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_registry import commit_batch
 
-from playment_datasets.dataset.dataset import Dataset
+from playment_datasets.dataset.dataset import CATEGORICAL_COLUMNS, Dataset
 from playment_datasets.errors import CorruptDatasetError, DatasetNotFoundError
 from playment_datasets.registry.registry import Registry, load
 from playment_datasets.schema import TABLE_NAMES, TABLES
@@ -37,17 +38,29 @@ def test_identity_and_repr(reg: Registry) -> None:
     assert repr(ds) == "<Dataset batch=batch1 v1 jobs=2 annotations=2 errors=0>"
 
 
-def test_tables_have_arrow_dtypes_and_values(reg: Registry) -> None:
+def test_tables_have_float_category_and_arrow_dtypes(reg: Registry) -> None:
     ds = reg.load("batch1")
     ann = ds.annotations
     assert list(ann.columns) == TABLES["annotations"].names
-    assert all(isinstance(dt, pd.ArrowDtype) for dt in ann.dtypes)
-    assert str(ann["x_min"].dtype) == "double[pyarrow]"
+    floats = ["x_min", "y_min", "x_max", "y_max"]
+    assert all(str(ann[c].dtype) == "float64" for c in floats)
+    boxes = ann[floats].to_numpy()
+    assert boxes.dtype == np.float64 and boxes.shape == (2, 4)
+    assert ann[["x_min"]].to_numpy()[0, 0] == pytest.approx(0.1)
+    for table, column in (("annotations", "type"), ("annotations", "label"),
+                          ("jobs", "status"), ("jobs", "result_kind")):
+        assert isinstance(ds.table(table)[column].dtype, pd.CategoricalDtype), column
+    others = [c for c in ann.columns if c not in floats and c not in CATEGORICAL_COLUMNS]
+    assert all(isinstance(ann[c].dtype, pd.ArrowDtype) for c in others)
     assert str(ann["n_points"].dtype) == "int32[pyarrow]"
     assert ann["label"].tolist() == ["car", "person"]
     assert ann["n_points"].isna().tolist() == [False, True]  # nullable ints stay ints
     assert ann.query("label == 'car'")["x_max"].tolist() == [0.3]
     for name in TABLE_NAMES:
+        assert list(ds.table(name).columns) == TABLES[name].names
+    # the tables of schema 1 also as properties (masks, point_labels, warnings: ds.table)
+    for name in ("jobs", "annotations", "points", "edges", "attributes", "cuboids_3d",
+                 "frames", "segments", "errors"):
         assert list(getattr(ds, name).columns) == TABLES[name].names
 
 

@@ -9,10 +9,11 @@ import playment_datasets as pds
 
 PUBLIC = {
     # one-call functions
-    "pull", "load", "normalize_result", "to_pixels", "validate_id",
+    "pull", "load", "normalize_result", "to_pixels", "validate_id", "fetch_media",
     # objects
     "PlaymentClient", "RetryPolicy", "Timeouts", "Limits", "FetchedResult", "BatchNormalizer",
-    "Registry", "RemoteRegistry", "Dataset", "RemoteDataset", "DatasetDiff", "CommitResult",
+    "Registry", "RemoteRegistry", "Dataset", "DatasetView", "RemoteDataset", "DatasetDiff",
+    "CommitResult",
     # the exception tree
     "PlaymentDatasetsError", "ConfigurationError", "InvalidIdError", "APIError",
     "AuthenticationError", "PermissionDeniedError", "NotFoundError", "InvalidRequestError",

@@ -89,13 +89,31 @@ def _images(nb: Any) -> int:
 
 
 @pytest.mark.parametrize("name", ["quickstart.ipynb", "training-prep.ipynb"])
-def test_notebooks_are_committed_without_outputs(name: str) -> None:
+def test_notebooks_are_committed_with_their_outputs(name: str) -> None:
+    """Readers browsing the repository see results and plots (notebooks/run.py)."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    assert code and all(c.execution_count is not None for c in code)
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))  # in order
+    assert sum(bool(c.outputs) for c in code) >= len(code) // 2
+    assert _images(nb) >= 1
     assert any(c.cell_type == "markdown" for c in nb.cells)
     assert nb.metadata["kernelspec"]["name"] == "python3"
+    for cell in code:
+        assert "execution" not in cell.metadata  # no timestamps that change every run
+        for out in cell.outputs:
+            assert out.output_type != "error"
+            assert not (out.output_type == "stream" and out.name == "stderr")
+            text = str(out.get("text", "")) + str(out.get("data", {}).get("text/plain", ""))
+            assert "/tmp/" not in text and "IProgress" not in text
+
+
+def test_the_committed_training_summary_holds(tmp_path: Path) -> None:
+    nb = nbformat.read(NOTEBOOKS / "training-prep.ipynb", as_version=4)
+    _check_training_summary(_summary(nb), "pycocotools")
+    [show] = [c for c in nb.cells if "show" in c.metadata.get("tags", [])]
+    assert any("image/png" in o.get("data", {}) for o in show.outputs)
 
 
 @pytest.mark.slow
@@ -117,17 +135,20 @@ def test_quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _images(nb) == 2  # label histogram and box-centre scatter
 
 
-def _val_jobs(job_ids: list[str], fraction: float = 0.2) -> int:
-    """The documented split rule: the first 8 bytes of sha256(job_id) below the fraction."""
+def _val_jobs(job_ids: list[str], seed: int = 0, train: float = 0.8) -> int:
+    """The documented split rule: the first 8 bytes of sha256(f"{seed}\\0{job_id}"), as
+    a fraction of 2**64, at or above the train fraction go to val."""
     return sum(
-        int.from_bytes(hashlib.sha256(j.encode()).digest()[:8], "big") / 2**64 < fraction
+        int.from_bytes(hashlib.sha256(f"{seed}\x00{j}".encode()).digest()[:8], "big") / 2**64
+        >= train
         for j in job_ids
     )
 
 
 def _check_training_summary(summary: dict[str, Any], validated_with: str) -> None:
     batch = generate_batch(**TRAINING_BATCH)
-    job_ids = [job.job_id for job in batch.jobs]
+    # the notebook splits the jobs that have rectangles (ds.select(types="rectangle"))
+    job_ids = [job.job_id for job in batch.jobs if job.truth.annotations_by_type["rectangle"]]
     train, val = summary["train"], summary["val"]
 
     assert summary["jobs_in_both_splits"] == 0
@@ -135,7 +156,8 @@ def _check_training_summary(summary: dict[str, Any], validated_with: str) -> Non
     assert val["jobs"] == _val_jobs(job_ids)
     assert 0 < val["jobs"] < train["jobs"]
     rectangles = batch.truth.annotations_by_type["rectangle"]
-    assert train["boxes_kept"] + val["boxes_kept"] + summary["boxes_dropped"] == rectangles
+    assert train["boxes_kept"] + val["boxes_kept"] == rectangles
+    assert summary["media_ok"] == summary["media_files"] > 0
     for split in (train, val):
         assert split["boxes_kept"] > 0
         assert split["coco_annotations"] == split["boxes_kept"]

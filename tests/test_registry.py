@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -303,6 +304,11 @@ def test_datasets_table(reg: Registry) -> None:
     assert row["tags"] == ["gold"]
     assert row["path"] == str(reg.root / "datasets" / "proj" / "batch1" / "v1")
     assert str(df["created_at"].dt.tz) == "UTC"
+    # the same dtypes with and without rows
+    empty = Registry(reg.root.parent / "empty").datasets()
+    assert empty.empty and df.dtypes.to_dict() == empty.dtypes.to_dict()
+    assert str(df["n_jobs"].dtype) == "int64"
+    assert isinstance(df["batch_id"].dtype, pd.ArrowDtype)
 
 
 def test_remove(reg: Registry) -> None:

@@ -10,7 +10,7 @@ from playment_datasets.schema import TABLE_NAMES, TABLES, empty_tables
 def test_every_table_of_the_design_exists() -> None:
     assert set(TABLE_NAMES) == {
         "jobs", "annotations", "points", "edges", "attributes",
-        "cuboids_3d", "frames", "segments", "errors",
+        "cuboids_3d", "frames", "segments", "masks", "point_labels", "warnings", "errors",
     }
 
 

@@ -199,6 +199,7 @@ class FetchedResult:
     content: bytes | None
     etag: str | None
     not_modified: bool = False
+    content_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -432,13 +433,15 @@ class PlaymentClient:
         """Return the project's name, base type and batches with their counters."""
         return dict(self._get_data(f"/v1/projects/{_path_id(project_id, 'project id')}/details"))
 
-    def fetch_result(self, result_url: str, *, etag: str | None = None) -> FetchedResult:
+    def fetch_result(self, result_url: str, *, etag: str | None = None,
+                     max_bytes: int | None = None) -> FetchedResult:
         """Download a result file (or a mask) through the attachment endpoint.
 
         The endpoint redirects to a signed storage URL; this client follows it without
         the API key. With ``etag``, ``If-None-Match`` is sent and a 304 answer gives
         ``FetchedResult(content=None, not_modified=True)``. A signed URL that has expired
-        or is refused (403) is asked for again.
+        or is refused (403) is asked for again. ``max_bytes`` refuses a larger body
+        (:class:`TransportError`, not retried) without reading more than that.
 
         Example:
             >>> got = client.fetch_result(record["result"], etag=old_etag)  # doctest: +SKIP
@@ -453,11 +456,12 @@ class PlaymentClient:
                 raw=True,
             )
             if not resp.is_redirect:  # served directly, without a redirect
-                return FetchedResult(resp.content, resp.etag)
+                return FetchedResult(resp.content, resp.etag,
+                                     content_type=resp.headers.get("Content-Type"))
             location = urljoin(resp.url, resp.headers.get("Location", ""))
             _check_http_url(location, "attachment redirect")
             self._check_not_api(location, "attachment redirect")
-            got = self._download(location, etag)
+            got = self._download(location, etag, max_bytes)
             if got is not None:
                 return got
             refused += 1
@@ -472,6 +476,30 @@ class PlaymentClient:
             log.info("signed URL refused (403); asking the attachment endpoint again")
             self._wait(self.retry.backoff(refused - 1, self._rng))
 
+    def download(self, url: str, *, max_bytes: int | None = None) -> FetchedResult:
+        """Download a public URL (a CDN, a customer's bucket) **without** the API key.
+
+        Redirects are followed, each checked (http(s), no credentials, never the API
+        host); retries, timeouts and ``max_bytes`` work as for :meth:`fetch_result`.
+        A 403 raises :class:`PermissionDeniedError`: the file is private, so fetch it
+        through :meth:`fetch_result` (the attachment endpoint) instead.
+
+        Example:
+            >>> got = client.download("https://cdn.example/a.jpg")  # doctest: +SKIP
+            >>> got.content_type  # doctest: +SKIP
+            'image/jpeg'
+        """
+        _check_http_url(url, "download URL")
+        self._check_not_api(url, "download URL")
+        got = self._download(url, None, max_bytes)
+        if got is None:
+            raise PermissionDeniedError(
+                f"GET {_safe_url(url)}: the host refused the download (403); expected a "
+                "public file. If it is stored by Playment, fetch it through the attachment "
+                "endpoint (fetch_result).", status_code=403, url=_safe_url(url),
+            )
+        return got
+
     # -- internals ------------------------------------------------------------------
 
     def _wait(self, seconds: float) -> None:
@@ -481,12 +509,13 @@ class PlaymentClient:
         else:  # a recorder from a test
             self._sleep(seconds)
 
-    def _download(self, url: str, etag: str | None) -> FetchedResult | None:
+    def _download(self, url: str, etag: str | None,
+                  max_bytes: int | None = None) -> FetchedResult | None:
         """GET a signed storage URL without the API key; ``None`` means 403 (re-sign)."""
         headers = {"If-None-Match": etag} if etag else {}
         for _ in range(_MAX_REDIRECTS):
             resp, _ = self._request(url, headers=headers, redirects=True, raw=True, ok=(403, 304),
-                                    send_key=False)
+                                    send_key=False, max_bytes=max_bytes)
             if resp.is_redirect:
                 url = urljoin(resp.url, resp.headers.get("Location", ""))
                 _check_http_url(url, "storage redirect")
@@ -496,7 +525,8 @@ class PlaymentClient:
                 return FetchedResult(None, etag, not_modified=True)
             if resp.status == 403:
                 return None
-            return FetchedResult(resp.content, resp.etag)
+            return FetchedResult(resp.content, resp.etag,
+                                 content_type=resp.headers.get("Content-Type"))
         raise TransportError(f"more than {_MAX_REDIRECTS} redirects downloading a result file")
 
     def _check_not_api(self, url: str, what: str) -> None:
@@ -550,6 +580,7 @@ class PlaymentClient:
         raw: bool = False,
         ok: tuple[int, ...] = (),
         send_key: bool = True,
+        max_bytes: int | None = None,
     ) -> tuple[_Response, dict[str, Any] | None]:
         """One logical GET with retries: the response and its parsed JSON envelope.
 
@@ -568,7 +599,8 @@ class PlaymentClient:
                 if self._limiter:
                     self._limiter.wait()
                 try:
-                    return self._attempt(url, params, send, redirects, raw, ok, deadline)
+                    return self._attempt(url, params, send, redirects, raw, ok, deadline,
+                                         max_bytes)
                 except _Fatal as fatal:
                     raise fatal.error from None
                 except _Retry as retry:
@@ -614,6 +646,7 @@ class PlaymentClient:
         raw: bool,
         ok: tuple[int, ...],
         deadline: Deadline,
+        max_bytes: int | None = None,
     ) -> tuple[_Response, dict[str, Any] | None]:
         started = time.perf_counter()
         if params:
@@ -631,8 +664,10 @@ class PlaymentClient:
                 "GET", url, headers=dict(headers), redirect=False, retries=False,
                 timeout=timeout, preload_content=False,
             )
-            content, wire = read_body(answer, deadline, max_bytes=self.limits.max_bytes,
-                                      max_decoded_bytes=self.limits.max_decoded_bytes)
+            content, wire = read_body(
+                answer, deadline, max_bytes=_smaller(max_bytes, self.limits.max_bytes),
+                max_decoded_bytes=self.limits.max_decoded_bytes,
+            )
         except LocationValueError as exc:  # an unusable URL: not retryable
             raise _Fatal(TransportError(
                 f"GET {shown} could not be sent: {type(exc).__name__}: "
@@ -785,6 +820,11 @@ def _snippet(resp: _Response) -> str:
     text = " ".join(text.split())
     kind = resp.headers.get("Content-Type", "unknown type")
     return f"HTTP {resp.status} with a non-JSON body ({kind}): {text!r}"
+
+
+def _smaller(limit: int | None, default: int) -> int:
+    """A caller's own size limit, never above the client's."""
+    return default if limit is None else min(limit, default)
 
 
 def _check_length(resp: _Response, wire: int) -> None:

@@ -1,8 +1,11 @@
 """Dataset: one immutable version of a batch, with its tables as lazy DataFrames.
 
 Opening a Dataset reads only ``manifest.json``; each table's Parquet file is read the
-first time it is asked for, into pandas with Arrow-backed dtypes (``pd.ArrowDtype``), so
-strings stay compact and nullable integers stay integers. Full reads are cached.
+first time it is asked for, into pandas: floats as NumPy ``float64`` (so
+``df[["x_min", "y_min"]].to_numpy()`` is a float array), low-cardinality strings
+(:data:`CATEGORICAL_COLUMNS`: ``type``, ``label``, ``status``, …) as ``category``, and
+every other column with its Arrow type (``pd.ArrowDtype``), so strings stay compact and
+nullable integers stay integers. Full reads are cached.
 
 Example:
     >>> import playment_datasets as pds
@@ -15,20 +18,54 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from playment_datasets._optional import import_optional
-from playment_datasets.errors import CorruptDatasetError, RegistryError
+from playment_datasets.dataset import media as _media
+from playment_datasets.dataset import views
+from playment_datasets.errors import ConfigurationError, CorruptDatasetError, RegistryError
+from playment_datasets.schema import TABLES
 
-__all__ = ["Dataset", "read_json"]
+__all__ = ["CATEGORICAL_COLUMNS", "Dataset", "DatasetView", "arrow_to_pandas", "read_json"]
 
 _JOB_META_FILE = "job_meta.jsonl.gz"
+
+#: String columns with few distinct values, read as pandas ``category`` (from an Arrow
+#: dictionary): a label repeated a million times is one small code, and groupby is fast.
+CATEGORICAL_COLUMNS = frozenset({
+    "type", "label", "track_label", "status", "result_kind", "state", "name", "class_name",
+    "kind", "decode_status", "stage", "error_type", "face",
+})
+
+
+def _types_mapper(typ: pa.DataType) -> Any:
+    # Floats become NumPy float64 (nulls as NaN), so df[[…]].to_numpy() is a float
+    # array, not objects; dictionaries become pandas categories; everything else keeps
+    # its Arrow type (nullable integers stay integers, strings stay compact).
+    if pa.types.is_floating(typ) or pa.types.is_dictionary(typ):
+        return None
+    return pd.ArrowDtype(typ)
+
+
+def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """``table`` as the DataFrame a Dataset gives: float64, categories, Arrow dtypes.
+
+    Example:
+        >>> df = arrow_to_pandas(pa.table({"label": ["car", "car"], "x": [0.5, None]}))
+        >>> [str(t) for t in df.dtypes]
+        ['category', 'float64']
+    """
+    for i, field in enumerate(table.schema):
+        if field.name in CATEGORICAL_COLUMNS and pa.types.is_string(field.type):
+            table = table.set_column(i, field.name, pc.dictionary_encode(table.column(i)))
+    return table.to_pandas(types_mapper=_types_mapper)
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -124,7 +161,8 @@ class Dataset:
     def table(
         self, name: str, columns: Sequence[str] | None = None, filters: Any = None
     ) -> pd.DataFrame:
-        """Table ``name`` as a DataFrame with Arrow-backed dtypes; full reads are cached.
+        """Table ``name`` as a DataFrame (see the module docstring for the dtypes); full
+        reads are cached.
 
         Example:
             >>> ds.table("annotations", columns=["job_id", "label"])   # doctest: +SKIP
@@ -132,7 +170,7 @@ class Dataset:
         full = columns is None and filters is None
         if full and name in self._cache:
             return self._cache[name].copy(deep=False)
-        df = self.arrow(name, columns, filters).to_pandas(types_mapper=pd.ArrowDtype)
+        df = arrow_to_pandas(self.arrow(name, columns, filters))
         if full:
             self._cache[name] = df
             return df.copy(deep=False)
@@ -239,7 +277,216 @@ class Dataset:
         """
         return dict((self.manifest.get("extra") or {}).get("pull") or {})
 
+    # -- quality (see dataset/quality.py) --------------------------------------------
+    def _read_columns(self, name: str, columns: Sequence[str]) -> pa.Table:
+        if name not in self.tables():  # a table older versions do not have
+            return TABLES[name].empty_table().select(list(columns))
+        return self.arrow(name, columns=columns)
+
+    def quality(self) -> pd.DataFrame:
+        """Findings of the quality checks: check, severity, job_id, annotation_key,
+        frame_id, message (see :mod:`playment_datasets.dataset.quality`).
+
+        Example:
+            >>> ds.quality().groupby(["severity", "check"]).size()   # doctest: +SKIP
+        """
+        from playment_datasets.dataset.quality import quality_findings
+
+        return quality_findings(self._read_columns)
+
+    @property
+    def quality_counts(self) -> dict[str, int]:
+        """Findings per check as counted at commit (empty for older versions; a view
+        recounts its own).
+
+        Example:
+            >>> ds.quality_counts["box_out_of_bounds"]   # doctest: +SKIP
+            3
+        """
+        return {k: int(v) for k, v in
+                ((self.manifest.get("extra") or {}).get("quality") or {}).items()}
+
+    # -- subsets and splits (see dataset/views.py) ----------------------------------
+    def select(
+        self,
+        *,
+        job_ids: Any = None,
+        labels: Any = None,
+        types: Any = None,
+        query: str | None = None,
+    ) -> Dataset:
+        """A view with the chosen jobs and annotations; see :func:`views.select`.
+
+        Example:
+            >>> cars = ds.select(labels=["car"], types="rectangle")  # doctest: +SKIP
+            >>> cars.to_yolo("yolo-cars/")                            # doctest: +SKIP
+        """
+        ids, keys = views.select_members(self, job_ids=job_ids, labels=labels, types=types,
+                                         query=query)
+        return DatasetView(self._full(), ids, keys)
+
+    def split(
+        self, fractions: Any, *, by: str = "job_id", seed: int | str = 0
+    ) -> views.Split:
+        """Views per split, assigned by a hash of ``(seed, key)``; see :func:`views.split`.
+
+        Example:
+            >>> parts = ds.split({"train": .8, "val": .1, "test": .1}, seed=7)  # doctest: +SKIP
+            >>> parts.report                                                     # doctest: +SKIP
+        """
+        wanted, members = views.split_members(self, fractions, by=by, seed=seed)
+        parts = {name: DatasetView(self._full(), ids, self.annotation_keys)
+                 for name, ids in members.items()}
+        return views.Split(parts, wanted, by, seed)
+
+    #: ``(job_id, annotation_key)`` pairs a view keeps; ``None``: every annotation.
+    annotation_keys: frozenset[tuple[str, str]] | None = None
+
+    def _full(self) -> Dataset:
+        """The whole version (``self``; a view's base)."""
+        return self
+
+    # -- media (see dataset/media.py and docs/media.md) ------------------------------
+    #: The batch's media index, handed over by the registry that loaded the version.
+    _media_source: _media.MediaSource | None = None
+    #: ``fetch(dataset, **options)``: set by the package (``pull/media.py``); a Dataset
+    #: cannot import the pull stage, which sits above it.
+    media_fetcher: Callable[..., pd.DataFrame] | None = None
+
+    def attach_media(self, source: _media.MediaSource | None) -> None:
+        """Give this version its batch's media index (called by the registry)."""
+        self._media_source = source
+
+    @property
+    def media(self) -> pd.DataFrame:
+        """One row per source file the version references: url, kind (image, frame,
+        sensor), sha256, bytes, content_type, width, height, status, error.
+
+        ``status`` is ``missing`` until :meth:`fetch_media` has stored the file.
+
+        Example:
+            >>> ds.media.groupby("status").size()   # doctest: +SKIP
+        """
+        return _media.media_table(self, self._media_source)
+
+    def media_files(self) -> dict[str, tuple[str | None, Path | None]]:
+        """url → (content type, stored file) for every fetched source file."""
+        return _media.media_files(self, self._media_source)
+
+    def image_sizes(self) -> dict[str, tuple[int, int]]:
+        """job_id → (width, height) in pixels, from the fetched images (exports use it).
+
+        Example:
+            >>> ds.image_sizes()["job-0001"]   # doctest: +SKIP
+            (640, 480)
+        """
+        return _media.image_sizes(self, self._media_source)
+
+    def to_pixels(self, frame: pd.DataFrame | str = "annotations") -> pd.DataFrame:
+        """``frame`` (a table name or a DataFrame with ``job_id``) in pixel coordinates,
+        scaled by the fetched image size of each row's job (``image_width`` and
+        ``image_height`` columns added; NaN where the size is unknown).
+
+        Example:
+            >>> ds.fetch_media()                                   # doctest: +SKIP
+            >>> ds.to_pixels("annotations")[["x_min", "x_max"]]    # doctest: +SKIP
+        """
+        from playment_datasets.normalize import to_pixels
+
+        df = self.table(frame) if isinstance(frame, str) else frame
+        sizes = self.image_sizes()
+        jobs = df["job_id"].astype(object)
+        df = df.assign(
+            image_width=jobs.map(lambda j: sizes[j][0] if j in sizes else None).astype("float64"),
+            image_height=jobs.map(lambda j: sizes[j][1] if j in sizes else None).astype("float64"))
+        return to_pixels(df, "image_width", "image_height")
+
+    def fetch_media(self, **options: Any) -> pd.DataFrame:
+        """Download every source file of this version into the registry; see
+        :func:`playment_datasets.pull.media.fetch_media` for the options.
+
+        Example:
+            >>> ds.fetch_media(workers=16)   # doctest: +SKIP
+        """
+        fetcher = type(self).media_fetcher
+        if fetcher is None or self._media_source is None:
+            raise ConfigurationError(
+                f"{self!r} has no media store: expected a version loaded through a Registry "
+                "(pds.load, Registry.load or pull) with playment_datasets imported; load it "
+                "that way, then call fetch_media()"
+            )
+        return fetcher(self, **options)
+
+    def show(self, job_id: str, frame_id: str | None = None, **options: Any) -> Any:
+        """Draw a job's image (or a video frame) with its annotations and masks; returns
+        the matplotlib Axes. See :func:`playment_datasets.dataset.show.show`; needs
+        ``pip install 'playment-datasets[plot]'``.
+
+        Example:
+            >>> ds.show(ds.jobs["job_id"][0])   # doctest: +SKIP
+        """
+        from playment_datasets.dataset.show import show
+
+        return show(self, job_id, frame_id, **options)
+
     # -- exports (see docs/exports.md) ------------------------------------------------
+    def export(
+        self,
+        out_dir: str | os.PathLike[str],
+        *,
+        format: str,  # noqa: A002 - the word of the CLI
+        split: Any = None,
+        seed: int | str = 0,
+        by: str = "job_id",
+        images: str = "none",
+        classes: Sequence[str] | None = None,
+        image_size: Any = None,
+    ) -> Path:
+        """One export as the ``export`` command makes it (see docs/exports.md).
+
+        ``format`` is ``coco``, ``yolo`` or ``csv``. With ``split`` (fractions, as for
+        :meth:`split`) or ``images`` (``copy`` / ``link``), COCO and YOLO write the
+        training layout of :mod:`training` (one split ``all`` without ``split``);
+        otherwise the plain single-file layouts of :mod:`exports`.
+
+        Example:
+            >>> ds.export("out", format="yolo", split={"train": .8, "val": .2},
+            ...           images="copy")   # doctest: +SKIP
+        """
+        from playment_datasets.dataset import exports, training
+
+        if format == "csv":
+            return exports.to_csv(self, out_dir)
+        if format not in training.FORMATS:
+            raise ConfigurationError(
+                f"format must be coco, yolo or csv; got {format!r}"
+            )
+        if split is None and images == "none":
+            if format == "coco":
+                return exports.to_coco(self, out_dir, image_size=image_size or self._sizes(),
+                                       categories=classes)
+            return exports.to_yolo(self, out_dir, classes=classes)
+        parts = self.training_splits(format, split, by=by, seed=seed)
+        return training.export_splits(parts, out_dir, format=format, images=images,
+                                      classes=classes, image_size=image_size)
+
+    def training_splits(self, format: str, split: Any = None, *,  # noqa: A002
+                        by: str = "job_id", seed: int | str = 0) -> views.Split:
+        """The views a training export of ``format`` writes: the annotations of its
+        types, split by ``split`` (one split ``all`` when ``None``); ``.report`` is the
+        class balance of exactly what is exported.
+
+        Example:
+            >>> ds.training_splits("yolo", {"train": .8, "val": .2}).report  # doctest: +SKIP
+        """
+        from playment_datasets.dataset import training
+
+        chosen = self.select(types=training.export_types(format))
+        return chosen.split(split if split is not None else {"all": 1.0}, by=by, seed=seed)
+
+    def _sizes(self) -> dict[str, tuple[int, int]] | None:
+        return self.image_sizes() or None
+
 
     def to_coco(self, out_dir: str | os.PathLike[str], **options: Any) -> Path:
         """Write COCO instances JSON (boxes and polygons); see :func:`exports.to_coco`.
@@ -250,6 +497,8 @@ class Dataset:
         """
         from playment_datasets.dataset.exports import to_coco
 
+        if options.get("image_size") is None:  # the fetched images' sizes, when known
+            options["image_size"] = self._sizes()
         return to_coco(self, out_dir, **options)
 
     def to_yolo(self, out_dir: str | os.PathLike[str], **options: Any) -> Path:
@@ -272,3 +521,70 @@ class Dataset:
 
         return to_csv(self, out_dir, **options)
 
+
+
+class DatasetView(Dataset):
+    """A :class:`Dataset` restricted to some jobs (and annotations); see ``views.py``.
+
+    Made by :meth:`Dataset.select` and :meth:`Dataset.split`, never by hand. Its tables
+    are filtered when read; it has no files of its own, so :meth:`table_path` refuses
+    and :meth:`to_duckdb` registers the filtered tables instead of Parquet views.
+
+    Attributes:
+        base: the full version the view reads.
+        job_ids: the jobs of the view.
+        annotation_keys: ``(job_id, annotation_key)`` pairs kept, or ``None`` for all
+            annotations of the kept jobs.
+    """
+
+    def __init__(self, base: Dataset, job_ids: frozenset[str],
+                 annotation_keys: frozenset[tuple[str, str]] | None = None) -> None:
+        # No super().__init__: the manifest is the base's, already read.
+        self.base = base
+        self.path = base.path
+        self.manifest = base.manifest
+        self.job_ids = job_ids
+        self.annotation_keys = annotation_keys  # type: ignore[misc]
+        self._cache = {}
+        self._media_source = base._media_source
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Row count per table of the view (reads the tables' key columns)."""
+        return {name: self.arrow(name, columns=["job_id"]).num_rows for name in self.tables()}
+
+    def __repr__(self) -> str:
+        return (f"<DatasetView batch={self.batch_id} v{self.version} jobs={len(self.job_ids)}"
+                f"{'' if self.annotation_keys is None else ' annotations=' + str(len(self.annotation_keys))}>")  # noqa: E501
+
+    def arrow(
+        self, name: str, columns: Sequence[str] | None = None, filters: Any = None
+    ) -> pa.Table:
+        wanted = list(columns) if columns else None
+        read = wanted
+        if wanted is not None:
+            read = list(dict.fromkeys([*wanted, "job_id", "annotation_key"]))
+            known = set(TABLES[name].names) if name in TABLES else set()
+            read = [c for c in read if c in known or c in wanted]
+        table = self.base.arrow(name, read, filters)
+        table = views.filter_table(name, table, self.job_ids, self.annotation_keys)
+        return table.select(wanted) if wanted is not None else table
+
+    def _full(self) -> Dataset:
+        return self.base
+
+    @property
+    def quality_counts(self) -> dict[str, int]:
+        from playment_datasets.dataset.quality import quality_counts
+
+        return quality_counts(self._read_columns)
+
+    def table_path(self, name: str) -> str:
+        raise ConfigurationError(
+            f"a view ({self!r}) has no Parquet files of its own; expected a full version. "
+            "Use view.table(name) or view.arrow(name), or ds.base.table_path(name) for the "
+            "whole version"
+        )
+
+    def _register_duckdb(self, con: Any, name: str) -> None:
+        con.register(name, self.arrow(name))

@@ -484,6 +484,8 @@ def to_coco(
     image_size: Any = None,
     types: str | Sequence[str] = COCO_TYPES,
     file_name: str = "instances.json",
+    categories: Sequence[str] | None = None,
+    image_names: Mapping[ImageKey, str] | None = None,
 ) -> Path:
     """Write a COCO instances JSON file of the rectangles and polygons of ``ds``.
 
@@ -492,12 +494,16 @@ def to_coco(
       (the job id without one, ``job_id/frame_id`` for a frame); ``width``/``height``
       from ``image_size`` (see :func:`resolve_image_sizes`); ``playment_job_id`` (and
       ``playment_frame_id`` / ``playment_sensor_id`` for frames).
-    * ``categories``: the sorted labels, ids from 1, ``supercategory`` ``""``.
+    * ``categories``: the sorted labels, ids from 1, ``supercategory`` ``""``; pass
+      ``categories=[…]`` to fix the list and its order (ids follow it, shared by every
+      file written with the same list; a label missing from it is an error).
     * ``annotations``: pixel ``bbox`` ``[x, y, w, h]``, ``area`` (``w * h`` for a
       rectangle, shoelace for a polygon), ``segmentation`` (the polygon, or the
       rectangle's corners), ``iscrowd`` 0, ``attributes`` (name -> value, a list for
       multi-valued attributes) and ``playment_annotation_key``.
 
+    ``image_names`` maps ``(job_id, frame_id, sensor_id)`` to the ``file_name`` of an
+    image (the training layout names files with their extensions; see training.py).
     The file is written atomically and byte-for-byte deterministic. Returns its path.
 
     Example:
@@ -520,6 +526,11 @@ def to_coco(
     names = _image_names(ds, images)
     image_ids = {image: n for n, image in enumerate(images, 1)}
     category_ids = {label: n for n, label in enumerate(sorted({s.label for s in shapes}), 1)}
+    if categories is not None:  # a fixed list: ids shared by every split of an export
+        fixed = check_classes(sorted(category_ids), categories)
+        category_ids = {label: n for n, label in enumerate(fixed, 1)}
+    if image_names is not None:
+        names = {image: (image_names[image], names[image][1]) for image in images}
     keys = pa.array(sorted({s.key for s in shapes}), pa.string())
     attributes = _attributes(ds, keys)
 
@@ -598,6 +609,71 @@ def _is_label_dir(path: Path) -> bool:
     return all(p.is_dir() or p.suffix == ".txt" for p in path.rglob("*"))
 
 
+def check_classes(labels: Sequence[str], classes: Sequence[str] | None) -> list[str]:
+    """The class list: ``classes`` checked against the exported ``labels``, else ``labels``.
+
+    Example:
+        >>> check_classes(["car"], ["person", "car"])
+        ['person', 'car']
+    """
+    if classes is None:
+        class_list = list(labels)
+    else:
+        if isinstance(classes, str):
+            raise ConfigurationError(
+                f"classes must be a list of labels; got the string {classes!r}; "
+                f"pass for example classes=[{classes!r}]"
+            )
+        class_list = [str(c) for c in classes]
+        dupes = sorted(c for c, k in Counter(class_list).items() if k > 1)
+        if dupes:
+            raise ConfigurationError(
+                f"classes must not repeat a label; got {', '.join(map(repr, dupes))} twice; "
+                "pass each label once"
+            )
+        unknown = [label for label in labels if label not in set(class_list)]
+        if unknown:
+            shown = ", ".join(map(repr, unknown[:5])) + (", …" if len(unknown) > 5 else "")
+            raise ConfigurationError(
+                f"{len(unknown)} label(s) of the dataset are not in classes: {shown}; "
+                "expected every exported label in classes; add them, or pass classes=None "
+                "for the sorted labels"
+            )
+    bad = [c for c in class_list if not c.strip() or any(ch in c for ch in "\r\n")]
+    if bad:
+        raise ConfigurationError(
+            f"class names must be non-blank single lines; got {bad[0]!r}; rename the label"
+        )
+    return class_list
+
+
+def yolo_lines(shapes: Sequence[_Shape], stems: Mapping[ImageKey, str],
+               class_ids: Mapping[str, int]) -> dict[str, list[str]]:
+    """``stem -> ["class cx cy w h", …]``: boxes clipped to the image, empty ones skipped."""
+    lines: dict[str, list[str]] = {}
+    skipped = 0
+    for shape in shapes:
+        x0, y0, x1, y1 = (_clip(v) for v in shape.box)
+        if x1 <= x0 or y1 <= y0:
+            skipped += 1
+            continue
+        stem = stems[shape.image]
+        framed = shape.image[1:] != (None, None)
+        for part in [p for p in shape.image if p is not None] if framed else [stem]:
+            if not _safe_part(part):
+                raise InvalidIdError(
+                    f"cannot name a label file after the id {part!r}: expected ids without "
+                    "'/', '\\' or NUL that are not '.' or '..'; rename the job or frame"
+                )
+        lines.setdefault(stem, []).append(
+            f"{class_ids[shape.label]} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} "
+            f"{x1 - x0:.6f} {y1 - y0:.6f}"
+        )
+    if skipped:
+        logger.warning("YOLO export skips %d box(es) empty after clipping to the image", skipped)
+    return lines
+
+
 def to_yolo(
     ds: Any,
     out_dir: str | os.PathLike[str],
@@ -635,59 +711,10 @@ def to_yolo(
     images = _images(shapes)
     if image_size is not None and images:
         resolve_image_sizes(ds, image_size, job_ids={i[0] for i in images})
-    labels = sorted({s.label for s in shapes})
-    if classes is None:
-        class_list = labels
-    else:
-        if isinstance(classes, str):
-            raise ConfigurationError(
-                f"classes must be a list of labels; got the string {classes!r}; "
-                f"pass for example classes=[{classes!r}]"
-            )
-        class_list = [str(c) for c in classes]
-        dupes = sorted(c for c, k in Counter(class_list).items() if k > 1)
-        if dupes:
-            raise ConfigurationError(
-                f"classes must not repeat a label; got {', '.join(map(repr, dupes))} twice; "
-                "pass each label once"
-            )
-        unknown = [label for label in labels if label not in set(class_list)]
-        if unknown:
-            shown = ", ".join(map(repr, unknown[:5])) + (", …" if len(unknown) > 5 else "")
-            raise ConfigurationError(
-                f"{len(unknown)} label(s) of the dataset are not in classes: {shown}; "
-                "expected every exported label in classes; add them, or pass classes=None "
-                "for the sorted labels"
-            )
-    bad = [c for c in class_list if not c.strip() or any(ch in c for ch in "\r\n")]
-    if bad:
-        raise ConfigurationError(
-            f"class names must be non-blank single lines; got {bad[0]!r}; rename the label"
-        )
+    class_list = check_classes(sorted({s.label for s in shapes}), classes)
     class_ids = {label: n for n, label in enumerate(class_list)}
-
     names = _image_names(ds, images)
-    lines: dict[str, list[str]] = {}
-    skipped = 0
-    for shape in shapes:
-        x0, y0, x1, y1 = (_clip(v) for v in shape.box)
-        if x1 <= x0 or y1 <= y0:
-            skipped += 1
-            continue
-        stem = names[shape.image][1]
-        framed = shape.image[1:] != (None, None)
-        for part in [p for p in shape.image if p is not None] if framed else [stem]:
-            if not _safe_part(part):
-                raise InvalidIdError(
-                    f"cannot name a label file after the id {part!r}: expected ids without "
-                    "'/', '\\' or NUL that are not '.' or '..'; rename the job or frame"
-                )
-        lines.setdefault(stem, []).append(
-            f"{class_ids[shape.label]} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} "
-            f"{x1 - x0:.6f} {y1 - y0:.6f}"
-        )
-    if skipped:
-        logger.warning("YOLO export skips %d box(es) empty after clipping to the image", skipped)
+    lines = yolo_lines(shapes, {image: stem for image, (_, stem) in names.items()}, class_ids)
 
     labels_dir = out / "labels"
     if labels_dir.exists() and not (labels_dir.is_dir() and _is_label_dir(labels_dir)):

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from playment_datasets.emulator.batch import GeneratedBatch, GeneratedJob, GroundTruth
+from playment_datasets.emulator.batch import (
+    GeneratedBatch,
+    GeneratedJob,
+    GroundTruth,
+    MaskTruth,
+)
 from playment_datasets.emulator.faults import FaultPlan
 from playment_datasets.emulator.server import Emulator, EmulatorStats
 
@@ -29,6 +34,7 @@ __all__ = [
     "GeneratedBatch",
     "GeneratedJob",
     "GroundTruth",
+    "MaskTruth",
     "generate_batch",
 ]
 

@@ -11,7 +11,27 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GeneratedBatch", "GeneratedJob", "GroundTruth"]
+__all__ = ["GeneratedBatch", "GeneratedJob", "GroundTruth", "MaskTruth"]
+
+
+@dataclass
+class MaskTruth:
+    """What one generated mask file holds.
+
+    ``pixels`` maps each lower-case ``#rrggbb`` colour present in a PNG to
+    ``(n_pixels, x_min, y_min, x_max, y_max)``, the box normalized on pixel edges
+    (``x_min = col_min / width``, ``x_max = (col_max + 1) / width``). ``points`` maps
+    each label key of a PCD or label file to its point count. ``unknown`` holds the
+    colours / keys present in the file that the result's legend does not list.
+    """
+
+    kind: str
+    width: int | None = None
+    height: int | None = None
+    n_points: int | None = None
+    pixels: dict[str, tuple[int, float, float, float, float]] = field(default_factory=dict)
+    points: dict[int, int] = field(default_factory=dict)
+    unknown: set[Any] = field(default_factory=set)
 
 
 @dataclass
@@ -33,6 +53,8 @@ class GroundTruth:
     cuboids_3d: int = 0
     frames: int = 0
     segments: int = 0
+    #: mask URL → what the file holds (segmentation jobs only).
+    masks: dict[str, MaskTruth] = field(default_factory=dict)
 
     def add(self, other: GroundTruth) -> None:
         """Add the counts of ``other`` into this one (used to sum jobs into a batch)."""
@@ -41,6 +63,7 @@ class GroundTruth:
             getattr(self, name).update(getattr(other, name))
         for name in ("points", "edges", "cuboids_3d", "frames", "segments"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.masks.update(other.masks)
 
 
 @dataclass

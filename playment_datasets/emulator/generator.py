@@ -25,14 +25,14 @@ Example:
 from __future__ import annotations
 
 import gc
+import hashlib
 import random
-import struct
 import uuid
-import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from playment_datasets.emulator.batch import GeneratedBatch, GeneratedJob, GroundTruth
+from playment_datasets.emulator.masks import render_labels, render_pcd, render_png
 from playment_datasets.schema import RESULT_KINDS
 
 __all__ = ["GENERATED_KINDS", "generate_batch", "generate_job"]
@@ -41,6 +41,10 @@ __all__ = ["GENERATED_KINDS", "generate_batch", "generate_job"]
 GENERATED_KINDS: tuple[str, ...] = tuple(k for k in RESULT_KINDS if k not in ("unknown", "none"))
 
 DEFAULT_ASSET_BASE_URL = "https://playment-data-uploads.s3.ap-south-1.amazonaws.com"
+#: Width and height of generated PNG masks: small, so tests stay fast.
+DEFAULT_MASK_SIZE = (64, 48)
+#: Points per generated PCD / label file.
+DEFAULT_MASK_POINTS = 200
 
 _SHAPE_LISTS = {
     "rectangle": "rectangles",
@@ -85,32 +89,6 @@ _CUBOID_FACE_OF = {
 }
 
 
-def _tiny_png() -> bytes:
-    """A valid 2×2 RGBA PNG (no image library needed)."""
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(
-            ">I", zlib.crc32(tag + data) & 0xFFFFFFFF
-        )
-
-    raw = b"".join(b"\x00" + b"\xfd\xff\xd3\xff" * 2 for _ in range(2))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 6, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
-
-
-_PNG = _tiny_png()
-_PCD = (
-    b"# .PCD v0.7 - Point Cloud Data file format\nVERSION 0.7\nFIELDS x y z label_key\n"
-    b"SIZE 4 4 4 4\nTYPE F F F F\nCOUNT 1 1 1 1\nWIDTH 3\nHEIGHT 1\n"
-    b"VIEWPOINT 0 0 0 1 0 0 0\nPOINTS 3\nDATA ascii\n"
-    b"0.5 1.0 0.1 0\n2.0 -1.5 0.3 1\n4.25 0.0 1.2 7\n"
-)
-
-
 def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
@@ -153,11 +131,26 @@ def _class_name(label: str) -> str:
 class _JobBuilder:
     """Builds one job's result JSON and its ground truth."""
 
-    def __init__(self, rng: random.Random, job_id: str, asset_base_url: str) -> None:
+    def __init__(self, rng: random.Random, job_id: str, asset_base_url: str,
+                 mask_size: tuple[int, int] = DEFAULT_MASK_SIZE,
+                 mask_points: int = DEFAULT_MASK_POINTS,
+                 public_base_url: str | None = None) -> None:
         self.rng = rng
+        # Masks draw from their own stream, seeded by the job id (itself drawn from the
+        # batch seed): adding them left every other generated value unchanged.
+        self.mask_rng = random.Random(f"masks/{job_id}")
+        self.mask_size = mask_size
+        self.mask_points = mask_points
         self._r = rng.random
         self.job_id = job_id
         self.base = asset_base_url.rstrip("/")
+        # Source media (images, frames, sensor files): on the private storage, or for
+        # about half of the jobs on a public host. Chosen by a hash of the job id, not
+        # by the rng, so adding the choice left every other generated value unchanged.
+        digest = hashlib.sha256(job_id.encode()).digest()
+        public = public_base_url is not None and digest[0] % 2 == 1
+        self.media_base = public_base_url.rstrip("/") if public and public_base_url else self.base
+        self.image_ext = ".png" if digest[1] % 2 else ".jpg"
         self.truth = _Truth()
         self.last_id: str | None = None
         self.keypoint = 0
@@ -338,7 +331,7 @@ class _JobBuilder:
             self.truth.annotation(typ, label)
         annotations = {k: v for k, v in lists.items() if v or rng.random() < 0.7}
         body = {"annotations": annotations,
-                "image_url": f"{self.base}/images/{self.job_id}.jpg"}
+                "image_url": f"{self.media_base}/images/{self.job_id}{self.image_ext}"}
         return self._wrap(body, 0.8)
 
     def video(self, n: int) -> dict[str, Any]:
@@ -376,7 +369,7 @@ class _JobBuilder:
         body = {
             "annotation_data": {"annotations": trackers},
             "video_data": {"frames": [
-                {"frame_id": fid, "src": f"{self.base}/videos/{self.job_id}/{fid}.jpg"}
+                {"frame_id": fid, "src": f"{self.media_base}/videos/{self.job_id}/{fid}.jpg"}
                 for fid in frame_ids
             ]},
         }
@@ -403,8 +396,30 @@ class _JobBuilder:
             self.truth.annotation("segment", _class_name(label))
         self.truth.t.segments += len(legend)
         path = f"masks/{self.job_id}.png"
-        self.assets[path] = _PNG
+        self._png(path, [k for k in legend if len(k) == 7])
         return self._wrap({"legend": legend, "url": f"{self.base}/{path}"}, 0.3)
+
+    def _png(self, path: str, colors: list[str]) -> None:
+        """A PNG mask of ``colors``; now and then with a colour the legend lacks."""
+        mrng = self.mask_rng
+        unknown: list[str] = []
+        if mrng.random() < 0.4:
+            known = {c.lower() for c in colors}
+            while not unknown or unknown[0] in known or unknown[0] == "#000000":
+                unknown = [f"#{mrng.getrandbits(24):06x}"]
+        body, truth = render_png(mrng, *self.mask_size, colors, unknown)
+        self.assets[path] = body
+        self.truth.t.masks[f"{self.base}/{path}"] = truth
+
+    def _point_labels(self, path: str, keys: list[int], *, pcd: bool) -> None:
+        """A PCD (older format) or label file (newer) over ``keys`` plus unknown keys."""
+        mrng = self.mask_rng
+        top = max(keys, default=-1)
+        unknown = [top + 1 + i for i in range(mrng.randint(0 if keys else 1, 3))]
+        render = render_pcd if pcd else render_labels
+        body, truth = render(mrng, self.mask_points, keys, unknown)
+        self.assets[path] = body
+        self.truth.t.masks[f"{self.base}/{path}"] = truth
 
     def video_segmentation(self, n: int) -> dict[str, Any]:
         rng = self.rng
@@ -415,7 +430,6 @@ class _JobBuilder:
         while len(entries) < max(n, 1):
             for fid in frame_ids:
                 path = f"masks/{self.job_id}/{fid}.png"
-                self.assets[path] = _PNG
                 for track_id, label, color in tracks:
                     if len(entries) >= max(n, 1):
                         break
@@ -430,7 +444,10 @@ class _JobBuilder:
                     self.truth.annotation("segment", _class_name(label))
         self.truth.t.segments += len(entries)
         self.truth.t.frames += len(frame_ids)
-        frames = [{"frame_id": fid, "src": f"{self.base}/videos/{self.job_id}/{fid}.jpg"}
+        for fid in frame_ids:  # one mask per frame, holding the colours of its entries
+            colors = {c: None for e in entries if e["frame_id"] == fid for c in e["legend"]}
+            self._png(f"masks/{self.job_id}/{fid}.png", list(colors))
+        frames = [{"frame_id": fid, "src": f"{self.media_base}/videos/{self.job_id}/{fid}.jpg"}
                   for fid in frame_ids]
         return {"data": {"annotation_data": {"annotations": entries},
                          "sensor_data": {"frames": frames}}}
@@ -438,7 +455,6 @@ class _JobBuilder:
     def point_cloud_segmentation(self, n: int) -> dict[str, Any]:
         rng = self.rng
         path = f"masks/{self.job_id}_data.pcd"
-        self.assets[path] = _PCD
         if rng.random() < 0.5:  # the older list-legend generation
             legend = []
             for key in range(max(n, 1)):
@@ -448,6 +464,7 @@ class _JobBuilder:
                                "label_key": key, "value": value})
                 self.truth.annotation("segment", _class_name(value))
             self.truth.t.segments += len(legend)
+            self._point_labels(path, list(range(len(legend))), pcd=True)
             return {"legend": legend, "url": f"{self.base}/{path}"}
         frame_ids = self._frames(rng.randint(1, 3))
         entries = []
@@ -462,9 +479,20 @@ class _JobBuilder:
             entries.append(entry)
             self.truth.annotation("segment", _class_name(value))
         self.truth.t.segments += len(entries)
-        masks = {fid: {"label_url": f"{self.base}/{path}"} for fid in frame_ids}
+        if self.mask_rng.random() < 0.3:
+            # class_id as a UUID string, the integer key in label_key (seen in real files)
+            for entry in entries:
+                entry["label_key"] = entry["class_id"]
+                entry["class_id"] = _uuid(self.mask_rng)
+        masks = {}
+        for fid in frame_ids:
+            label_path = f"masks/{self.job_id}/{fid}.labels"
+            keys = sorted({e.get("label_key", e["class_id"]) for e in entries
+                           if e["frame_id"] == fid})
+            self._point_labels(label_path, keys, pcd=False)
+            masks[fid] = {"label_url": f"{self.base}/{label_path}"}
         frames = [{"frame_id": fid, "sensors": [{"sensor_id": "lidar",
-                   "data_url": f"{self.base}/pcd/{self.job_id}/{fid}.pcd"}]}
+                   "data_url": f"{self.media_base}/pcd/{self.job_id}/{fid}.pcd"}]}
                   for fid in frame_ids]
         self.truth.t.frames += len(frame_ids)
         return {"data": {"annotation_data": {"annotations": entries},
@@ -475,13 +503,17 @@ class _JobBuilder:
         return {"position": {a: round(rng.uniform(-50, 50), 3) for a in "xyz"},
                 "heading": {a: round(rng.uniform(-1, 1), 4) for a in "wxyz"}}
 
+    def _sensor_url(self, sensor: str, fid: str) -> str:
+        ext = ".jpg" if sensor.startswith("camera") else ".pcd"
+        return f"{self.media_base}/sensors/{self.job_id}/{sensor}/{fid}{ext}"
+
     def sensor_fusion(self, n: int) -> dict[str, Any]:
         rng = self.rng
         frame_ids = self._frames(rng.randint(1, 4))
         cameras = [f"camera_{i}" for i in range(rng.randint(1, 2))]
         sensors = ["lidar", *cameras]
         frames = [{"frame_id": fid, "ego_pose": self._pose(),
-                   "sensors": [{"sensor_id": s, "data_url": f"{self.base}/{s}/{fid}.dat",
+                   "sensors": [{"sensor_id": s, "data_url": self._sensor_url(s, fid),
                                 "sensor_pose": self._pose()} for s in sensors]}
                   for fid in frame_ids]
         self.truth.t.frames += len(frame_ids) * len(sensors)
@@ -552,13 +584,18 @@ def generate_job(
     rng: random.Random,
     asset_base_url: str = DEFAULT_ASSET_BASE_URL,
     annotations: int = 8,
+    mask_size: tuple[int, int] = DEFAULT_MASK_SIZE,
+    mask_points: int = DEFAULT_MASK_POINTS,
+    public_base_url: str | None = None,
 ) -> GeneratedJob:
     """Generate one completed job whose result has format ``kind``.
 
     ``annotations`` is the approximate number of rows the job contributes to the
     ``annotations`` table (objects, per frame for video and 3D; legend entries for
     segmentation; always 1 for classification). The exact count is in
-    ``job.truth`` and ``job.n_annotations``.
+    ``job.truth`` and ``job.n_annotations``. Segmentation jobs carry real mask files in
+    ``job.assets`` (PNGs of ``mask_size`` = (width, height) pixels, PCD / label files
+    of ``mask_points`` points) and their content in ``job.truth.masks``.
 
     Example:
         >>> import random
@@ -571,7 +608,12 @@ def generate_job(
         raise ValueError(
             f"unknown result kind {kind!r}; expected one of {', '.join(GENERATED_KINDS)}"
         )
-    builder = _JobBuilder(rng, job_id, asset_base_url)
+    width, height = mask_size
+    if width < 1 or height < 1 or mask_points < 1:
+        raise ValueError(f"mask_size and mask_points must be positive, got {mask_size} and "
+                         f"{mask_points}")
+    builder = _JobBuilder(rng, job_id, asset_base_url, (int(width), int(height)),
+                          int(mask_points), public_base_url)
     result = getattr(builder, kind)(max(int(annotations), 0))
     truth = builder.truth.t
     truth.jobs_by_status["completed"] += 1
@@ -599,13 +641,18 @@ def generate_batch(
     asset_base_url: str = DEFAULT_ASSET_BASE_URL,
     annotations_per_job: int = 8,
     completed_fraction: float = 0.95,
+    mask_size: tuple[int, int] = DEFAULT_MASK_SIZE,
+    mask_points: int = DEFAULT_MASK_POINTS,
+    public_base_url: str | None = None,
 ) -> GeneratedBatch:
     """Generate a batch of ``n_jobs`` jobs, deterministically from ``seed``.
 
     Completed jobs cycle through ``kinds`` (default: every format in
     :data:`GENERATED_KINDS`); about ``1 - completed_fraction`` of the jobs are left
     ``"in_progress"`` with no result (kind ``"none"``). ``batch.truth`` sums the
-    ground truth of every job.
+    ground truth of every job. With ``public_base_url``, about half of the jobs (by a
+    hash of the job id) have their source media (``image_url``, frame ``src``, sensor
+    ``data_url``) there instead of under ``asset_base_url``.
 
     Example:
         >>> batch = generate_batch(10, seed=3, kinds=["image"], completed_fraction=1.0)
@@ -630,7 +677,8 @@ def generate_batch(
     gc.disable()
     try:
         return _generate_batch(n_jobs, seed, kinds, project_id, batch_id, asset_base_url,
-                               annotations_per_job, completed_fraction)
+                               annotations_per_job, completed_fraction, mask_size, mask_points,
+                               public_base_url)
     finally:
         if was_enabled:
             gc.enable()
@@ -638,7 +686,8 @@ def generate_batch(
 
 def _generate_batch(n_jobs: int, seed: int, kinds: tuple[str, ...], project_id: str | None,
                     batch_id: str | None, asset_base_url: str, annotations_per_job: int,
-                    completed_fraction: float) -> GeneratedBatch:
+                    completed_fraction: float, mask_size: tuple[int, int],
+                    mask_points: int, public_base_url: str | None = None) -> GeneratedBatch:
     rng = random.Random(seed)
     project_id = project_id or _uuid(rng)
     batch_id = batch_id or _uuid(rng)
@@ -650,7 +699,9 @@ def _generate_batch(n_jobs: int, seed: int, kinds: tuple[str, ...], project_id: 
         job_id = _uuid(rng) if rng.random() > 0.02 else _odd_id(rng)
         if rng.random() < completed_fraction:
             job = generate_job(kinds[n_done % len(kinds)], job_id=job_id, rng=rng,
-                               asset_base_url=asset_base_url, annotations=annotations_per_job)
+                               asset_base_url=asset_base_url, annotations=annotations_per_job,
+                               mask_size=mask_size, mask_points=mask_points,
+                               public_base_url=public_base_url)
             n_done += 1
         else:
             status = rng.choice(("in_progress", "in_progress", "pending"))

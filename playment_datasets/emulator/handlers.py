@@ -26,12 +26,13 @@ from playment_datasets.emulator.catalog import is_token_shaped, is_valid_id
 # The Emulator of server.py, which imports this module: named loosely so imports run one way.
 Emulator = Any
 
-__all__ = ["ApiHandler", "EmulatorHTTPServer", "StorageHandler"]
+__all__ = ["ApiHandler", "EmulatorHTTPServer", "PublicHandler", "StorageHandler"]
 
 logger = logging.getLogger(__name__)
 
 RESULT_PATH = re.compile(r"/results/([^/]+)/([^/]+)/([^/]+)\.json\Z")
 ASSET_PREFIX = "/assets/"
+PUBLIC_PREFIX = "/public/"  # source media on the plain public host
 _MAX_DISCARD = 1 << 20
 
 
@@ -452,6 +453,39 @@ class StorageHandler(_BaseHandler):
     def _method_not_allowed(self) -> Response:
         return s3_error(405, "MethodNotAllowed",
                         "The specified method is not allowed against this resource.")
+
+
+class PublicHandler(_BaseHandler):
+    """A plain public web host (a CDN, say) serving some jobs' source media unsigned.
+
+    It never needs a key: a request that carries ``x-api-key`` counts as a leak.
+    """
+
+    server_version = "nginx"
+    request_class = "public"
+
+    def _serve(self) -> None:
+        emulator = self.emulator
+        if any(name.lower() == "x-api-key" for name in self.headers.keys()):
+            emulator._count_leak()
+        emulator._count_request("public")
+        emulator._pause(emulator._latency_seconds())
+        path = unquote(urlsplit(self.path).path)
+        found = (emulator.media_object(path[len(PUBLIC_PREFIX):])
+                 if path.startswith(PUBLIC_PREFIX) else None)
+        if found is None:
+            response = Response(404, b"not found\n", content_type="text/plain")
+        else:
+            body, etag, content_type = found
+            emulator._count_bytes(len(body))
+            response = Response(200, body, content_type=content_type, headers=[("ETag", etag)])
+        self._write(response)
+
+    def _server_fault(self, kind: str) -> Response:
+        return Response(503, b"unavailable\n", content_type="text/plain")
+
+    def _method_not_allowed(self) -> Response:
+        return Response(405, b"method not allowed\n", content_type="text/plain")
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:

@@ -27,10 +27,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from playment_datasets.emulator.batch import GeneratedBatch, GeneratedJob, GroundTruth
-from playment_datasets.emulator.catalog import Catalog
+from playment_datasets.emulator.catalog import Catalog, sha256_etag
 from playment_datasets.emulator.faults import (
     FAULT_KINDS,
     REQUEST_CLASSES,
@@ -39,14 +39,17 @@ from playment_datasets.emulator.faults import (
 )
 from playment_datasets.emulator.handlers import (
     ASSET_PREFIX,
+    PUBLIC_PREFIX,
     RESULT_PATH,
     ApiHandler,
     EmulatorHTTPServer,
+    PublicHandler,
     Response,
     StorageHandler,
     asset_path,
     envelope_error,
 )
+from playment_datasets.emulator.media import MediaTruth, is_media_path, media_truth, render_media
 from playment_datasets.emulator.signing import UrlSigner
 from playment_datasets.errors import ConfigurationError
 
@@ -99,6 +102,9 @@ class Emulator:
             it as another origin.
         auth_failure_status: 400 (Playment's ``auth-failure`` envelope) or 401 (a
             non-JSON body, as some gateways answer).
+        mask_size: (width, height) of the PNG masks of a generated batch (default
+            64×48; segmentation masks are served like result files, through the
+            attachment redirect).
 
     Example:
         >>> from playment_datasets.emulator.batch import GeneratedBatch
@@ -125,7 +131,10 @@ class Emulator:
         storage_host: str = "127.0.0.2",
         port: int = 0,
         storage_port: int = 0,
+        public_host: str = "127.0.0.3",
+        public_port: int = 0,
         auth_failure_status: int = 400,
+        mask_size: tuple[int, int] | None = None,
     ) -> None:
         if not api_key:
             raise ConfigurationError("api_key must be a non-empty string")
@@ -168,14 +177,25 @@ class Emulator:
         except BaseException:
             self._api_server.server_close()
             raise
+        try:
+            self._public_server = _bind_storage(public_host, public_port, host, self,
+                                                PublicHandler)
+        except BaseException:
+            self._api_server.server_close()
+            self._storage_server.server_close()
+            raise
         self.base_url = _url_of(self._api_server)
         self.storage_url = _url_of(self._storage_server)
+        #: A plain public web host (no signatures, no key) for some jobs' source media.
+        self.public_url = _url_of(self._public_server)
 
         if batch is None:
-            from playment_datasets.emulator.generator import generate_batch
+            from playment_datasets.emulator.generator import DEFAULT_MASK_SIZE, generate_batch
 
             batch = generate_batch(jobs, seed=seed, kinds=kinds,
-                                   asset_base_url=self.storage_url + ASSET_PREFIX.rstrip("/"))
+                                   asset_base_url=self.storage_url + ASSET_PREFIX.rstrip("/"),
+                                   mask_size=mask_size or DEFAULT_MASK_SIZE,
+                                   public_base_url=self.public_url + PUBLIC_PREFIX.rstrip("/"))
         try:
             self._catalog.add_batch(batch)
         except BaseException:
@@ -195,7 +215,8 @@ class Emulator:
             if self._started:
                 return self
             self._started = True
-        for name, server in (("api", self._api_server), ("storage", self._storage_server)):
+        for name, server in (("api", self._api_server), ("storage", self._storage_server),
+                             ("public", self._public_server)):
             thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
                                       name=f"playment-emulator-{name}", daemon=True)
             thread.start()
@@ -212,10 +233,13 @@ class Emulator:
             started = self._started
         self._stopping.set()
         if started:  # both loops at once: each shutdown() waits up to one poll interval
-            waiter = threading.Thread(target=self._api_server.shutdown, daemon=True)
-            waiter.start()
+            waiters = [threading.Thread(target=server.shutdown, daemon=True)
+                       for server in (self._api_server, self._public_server)]
+            for waiter in waiters:
+                waiter.start()
             self._storage_server.shutdown()
-            waiter.join()
+            for waiter in waiters:
+                waiter.join()
         self._close_servers()
         for thread in self._threads:
             thread.join(timeout=5)
@@ -449,6 +473,10 @@ class Emulator:
         key = self._catalog.find_asset_key(parts.path)
         if key is not None:
             return asset_path(key), None
+        if (parts.netloc == urlsplit(self.storage_url).netloc
+                and parts.path.startswith(ASSET_PREFIX)
+                and is_media_path(unquote(parts.path[len(ASSET_PREFIX):]))):
+            return parts.path, None  # a source image or sensor file, made on demand
         return None, None
 
     def _storage_object(self, path: str) -> tuple[bytes, str, str] | None:
@@ -465,10 +493,31 @@ class Emulator:
             asset = self._catalog.asset(path[len(ASSET_PREFIX):])
             if asset is not None:
                 return asset.body, asset.etag, asset.content_type
+            return self.media_object(path[len(ASSET_PREFIX):])
         return None
 
+    def media_object(self, key: str) -> tuple[bytes, str, str] | None:
+        """Body, ETag and content type of the source media file ``key`` (images/…)."""
+        if not is_media_path(key):
+            return None
+        body, content_type = render_media(key)
+        return body, sha256_etag(body), content_type
+
+    def media_truth(self, url: str) -> MediaTruth:
+        """What the media file at ``url`` (private or public) holds: size, bytes, sha256.
+
+        Example:
+            >>> emu.media_truth(ds.jobs["image_url"][0]).width   # doctest: +SKIP
+            117
+        """
+        path = unquote(urlsplit(url).path)
+        for prefix in (ASSET_PREFIX, PUBLIC_PREFIX):
+            if path.startswith(prefix) and is_media_path(path[len(prefix):]):
+                return media_truth(path[len(prefix):])
+        raise ConfigurationError(f"{url!r} is not a media URL this emulator serves")
+
     def _close_servers(self) -> None:
-        for server in (self._api_server, self._storage_server):
+        for server in (self._api_server, self._storage_server, self._public_server):
             server.close_connections()
             server.server_close()
 
@@ -479,9 +528,9 @@ def _url_of(server: EmulatorHTTPServer) -> str:
 
 
 def _bind_storage(storage_host: str, storage_port: int, api_host: str,
-                  emulator: Emulator) -> EmulatorHTTPServer:
+                  emulator: Emulator, handler: type[Any] = StorageHandler) -> EmulatorHTTPServer:
     try:
-        return EmulatorHTTPServer((storage_host, storage_port), StorageHandler, emulator)
+        return EmulatorHTTPServer((storage_host, storage_port), handler, emulator)
     except OSError as exc:
         # Only Linux routes all of 127.0.0.0/8 to loopback; elsewhere fall back to the
         # API address (another port is still another origin for a client).
@@ -489,4 +538,4 @@ def _bind_storage(storage_host: str, storage_port: int, api_host: str,
             raise
         logger.warning("cannot listen on %s (%s); serving storage on %s instead",
                        storage_host, exc.strerror, api_host)
-        return EmulatorHTTPServer((api_host, storage_port), StorageHandler, emulator)
+        return EmulatorHTTPServer((api_host, storage_port), handler, emulator)

@@ -36,6 +36,7 @@ import pyarrow as pa
 
 from playment_datasets.errors import ConfigurationError, ResultFormatError
 from playment_datasets.normalize._base import (
+    ARROW_TABLES,
     Bad,
     Out,
     bad,
@@ -55,9 +56,11 @@ from playment_datasets.normalize._formats import (
     is_attribute_value,
     is_cuboid_3d,
 )
+from playment_datasets.normalize._mask_rows import MaskRef, MaskSource, add_masks, mask_refs
 from playment_datasets.normalize._shapes import add_image, add_tracker
 
-__all__ = ["BatchNormalizer", "normalize_result", "to_pixels"]
+__all__ = ["BatchNormalizer", "MaskRef", "MaskSource", "mask_urls", "normalize_result",
+           "to_pixels"]
 
 logger = logging.getLogger(__name__)
 
@@ -191,15 +194,11 @@ def _fill(out: Out, body: dict[str, Any], kind: str, path: str) -> tuple[dict[st
         rest = add_image(out, body, path)
         if rest:
             extra["annotations"] = rest
-        image_url = body.get("image_url")
-        if image_url is not None and type(image_url) is not str:
-            raise bad(f"{path}.image_url", "a string", image_url)
+        image_url = out.text(body.get("image_url"), f"{path}.image_url")
         known: frozenset[str] = frozenset({"annotations", "image_url"})
     elif kind in ("image_segmentation", "point_cloud_segmentation") and "legend" in body \
             and "annotation_data" not in body and "annotations_data" not in body:
-        url = body.get("url")
-        if url is not None and type(url) is not str:
-            raise bad(f"{path}.url", "a string", url)
+        url = out.text(body.get("url"), f"{path}.url")
         if type(body["legend"]) is dict:
             add_legend_object(out, body["legend"], f"{path}.legend", url)
         else:
@@ -213,22 +212,27 @@ def _fill(out: Out, body: dict[str, Any], kind: str, path: str) -> tuple[dict[st
             entries, epath, nested = _annotation_data(body, extra, path)
         _frames_of(out, body, extra, path, nested)
         masks = body.get("masks", body.get("Masks"))
-        masks = {} if masks is None else need_dict(masks, f"{path}.masks")
+        if masks is not None and type(masks) is not dict:
+            out.keep(masks, f"{path}.masks", "an object of frame masks", extra, "masks")
+        masks = masks if type(masks) is dict else {}
         for i, entry in enumerate(entries):
             epath_i = f"{epath}[{i}]"
             ordinal = f"annotations[{i}]"
-            if kind == "video":
-                add_tracker(out, entry, epath_i, ordinal)
-            elif kind == "video_segmentation":
-                add_video_segment(out, need_dict(entry, epath_i), epath_i, ordinal)
-            elif kind == "point_cloud_segmentation":
-                add_cloud_segment(out, need_dict(entry, epath_i), epath_i, ordinal, masks)
-            else:
-                add_sensor_entry(out, entry, epath_i, ordinal)
+            with out.item(epath_i):  # an unreadable entry costs only that entry
+                if kind == "video":
+                    add_tracker(out, entry, epath_i, ordinal)
+                elif kind == "video_segmentation":
+                    add_video_segment(out, need_dict(entry, epath_i), epath_i, ordinal)
+                elif kind == "point_cloud_segmentation":
+                    add_cloud_segment(out, need_dict(entry, epath_i), epath_i, ordinal, masks)
+                else:
+                    add_sensor_entry(out, entry, epath_i, ordinal)
         known = frozenset({"annotation_data", "annotations_data", "video_data", "sensor_data",
                            "masks", "Masks", "frames", "Frames"})
     elif kind == "classification":
-        return add_classification(out, body, path), None
+        with out.item(path):
+            return add_classification(out, body, path), None
+        return dict(body), None  # the item failed: keep the document in jobs.extra
     else:  # unknown: keep everything
         return dict(body), None
     for k, v in body.items():
@@ -296,6 +300,11 @@ def _bad_string_path(obj: Any) -> str:
 Rows = dict[str, list[tuple[Any, ...]]]
 
 
+def _row_count(name: str, rows: list[Any]) -> int:
+    """Rows of one table of a job (``point_labels`` arrives as Arrow tables)."""
+    return sum(t.num_rows for t in rows) if name in ARROW_TABLES else len(rows)
+
+
 class _JobRows:
     """The rows of one normalized job, and how to replace them by an error row.
 
@@ -338,7 +347,7 @@ def _failed(exc: Bad, job: Mapping[str, Any], job_id: str | None, kind: str, sha
 
 
 def _normalize_rows(raw: bytes | str | Mapping[str, Any] | None, job: Mapping[str, Any],
-                    strict: bool) -> _JobRows:
+                    strict: bool, masks: MaskSource = None) -> _JobRows:
     """Parse and read one result into rows; every failure becomes an error row."""
     job_id = _text(job.get("job_id", job.get("id")))
     if raw is None:
@@ -363,8 +372,12 @@ def _normalize_rows(raw: bytes | str | Mapping[str, Any] | None, job: Mapping[st
                 outer = {k: v for k, v in parsed.items() if k != "data"}
                 path = "$.data"
             kind = detect_kind(body)
-            out = Out(job_id)
+            out = Out(job_id, strict)
             extra, image_url = _fill(out, body, kind, path)
+            if out.failures and not (out.annotations or out.frames):
+                raise out.failures[0]  # nothing of the job could be read
+            out.flush_warnings()
+            add_masks(out, mask_refs(body, kind), masks)
             if outer:
                 extra["$outer"] = outer
             row = _jobs_row(job, job_id, kind, image_url, sha,
@@ -428,12 +441,12 @@ class BatchNormalizer:
         self.rows = 0  # rows waiting for the next flush
 
     def add(self, raw: bytes | str | Mapping[str, Any] | None,
-            job: Mapping[str, Any] | None = None) -> None:
+            job: Mapping[str, Any] | None = None, *, masks: MaskSource = None) -> None:
         """Normalize one job's result; see :func:`normalize_result` for the arguments."""
         with _gc_paused():
-            got = _normalize_rows(raw, job or {}, self.strict)
+            got = _normalize_rows(raw, job or {}, self.strict, masks)
         self._jobs.append(got)
-        self.rows += sum(len(rows) for rows in got.rows.values())
+        self.rows += sum(_row_count(name, rows) for name, rows in got.rows.items())
 
     def add_failure(self, job: Mapping[str, Any], *, stage: str, error_type: str, message: str,
                     http_status: int | None = None, code: str | None = None,
@@ -468,6 +481,7 @@ def normalize_result(
     job: Mapping[str, Any] | None = None,
     *,
     strict: bool = False,
+    masks: MaskSource = None,
 ) -> dict[str, pa.Table]:
     """Normalize one job's result file into one Arrow table per table name.
 
@@ -478,8 +492,14 @@ def normalize_result(
             ``project_id``, ``batch_id``, ``work_flow_id``, ``tag``,
             ``priority_weight``, ``frames``, ``annotations``, ``result`` (URL),
             ``etag``, ``result_sha256``) — the source of the ``jobs`` row.
-        strict: raise :class:`~playment_datasets.errors.ResultFormatError` for a result
-            that cannot be normalized, instead of returning an ``errors`` row.
+        strict: raise :class:`~playment_datasets.errors.ResultFormatError` at the first
+            problem (an unreadable annotation, a field of an unexpected type), instead
+            of the lenient policy (``warnings`` rows; ``errors`` only when nothing of
+            the job can be read).
+        masks: the mask files of a segmentation result, already fetched: a mapping
+            ``url -> bytes`` or a callable ``url -> bytes | None`` (URLs from
+            :func:`mask_urls`). ``None``: not fetched — ``masks`` rows say
+            ``not_fetched`` and segment pixel statistics stay null.
 
     Returns:
         ``{name: pyarrow.Table}`` for every name of ``TABLE_NAMES``, in order, each
@@ -493,8 +513,31 @@ def normalize_result(
         <pyarrow.StringScalar: 'invalid_json'>
     """
     batch = BatchNormalizer(strict=strict)
-    batch.add(raw, job)
+    batch.add(raw, job, masks=masks)
     return batch.flush()
+
+
+def mask_urls(raw: bytes | str | Mapping[str, Any] | None) -> list[MaskRef]:
+    """Every mask file a result references, for the caller to fetch.
+
+    Image segmentation ``url`` (kind ``png``), video segmentation per-entry ``url``
+    (``png``, with its ``frame_id``), point-cloud ``masks.<frame>.label_url``
+    (``labels``) and the older point-cloud ``url`` (``pcd``). Never raises: a result
+    that cannot be parsed references nothing.
+
+    Example:
+        >>> mask_urls(b'{"legend": {"#ff0000": "car"}, "url": "https://s/m.png"}')
+        [MaskRef(url='https://s/m.png', frame_id=None, kind='png')]
+    """
+    if raw is None:
+        return []
+    try:
+        parsed = _parse(raw) if isinstance(raw, (bytes, bytearray, memoryview, str)) else raw
+    except Bad:
+        return []
+    if type(parsed) is dict and type(parsed.get("data")) is dict:
+        parsed = parsed["data"]
+    return mask_refs(parsed, detect_kind(parsed))
 
 
 def to_pixels(df: pd.DataFrame, width: float | str, height: float | str) -> pd.DataFrame:

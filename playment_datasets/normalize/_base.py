@@ -8,7 +8,8 @@ touches pandas or builds Arrow objects per row.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -16,6 +17,9 @@ import pyarrow as pa
 from playment_datasets.schema import TABLE_NAMES, TABLES
 
 _INT64_MAX = 2**63 - 1
+#: Tables whose rows an Out holds as ready Arrow tables rather than tuples (they can be
+#: millions of rows per job: one per labelled point).
+ARROW_TABLES = frozenset({"point_labels"})
 _EMPTY = {name: TABLES[name].empty_table() for name in TABLE_NAMES}
 _TYPES = {name: [field.type for field in TABLES[name]][1:] for name in TABLE_NAMES}
 
@@ -23,11 +27,14 @@ _TYPES = {name: [field.type for field in TABLES[name]][1:] for name in TABLE_NAM
 class Bad(Exception):
     """A result that does not have the documented shape (internal, carries the JSON path)."""
 
-    def __init__(self, path: str, message: str, error_type: str = "wrong_type") -> None:
+    def __init__(self, path: str, message: str, error_type: str = "wrong_type",
+                 expected: str | None = None, got: str | None = None) -> None:
         super().__init__(f"{path}: {message}")
         self.path = path
         self.detail = message
         self.error_type = error_type
+        self.expected = expected
+        self.got = got
 
 
 def describe(value: Any) -> str:
@@ -44,8 +51,9 @@ def bad(path: str, expected: str, got: Any) -> Bad:
     """Build the exception for a value of the wrong type or shape."""
     if type(got) is float and got - got != 0:
         return Bad(path, f"expected {expected}, got the non-finite number {got!r}",
-                   "non_finite_number")
-    return Bad(path, f"expected {expected}, got {describe(got)}")
+                   "non_finite_number", expected, repr(got))
+    return Bad(path, f"expected {expected}, got {describe(got)}", "wrong_type", expected,
+               describe(got))
 
 
 def num(value: Any, path: str) -> float:
@@ -190,11 +198,29 @@ def is_hex_color(text: str) -> bool:
             and all(c in "0123456789abcdefABCDEF" for c in text[1:]))
 
 
-class Out:
-    """Row buffers of one job plus the annotation-key allocator."""
+_LISTS = ("annotations", "points", "edges", "attributes", "cuboids_3d", "frames", "segments",
+          "masks", "point_labels", "warnings")
 
-    def __init__(self, job_id: str | None) -> None:
+
+class Out:
+    """Row buffers of one job, the annotation-key allocator and the lenient policy.
+
+    An *item* (one annotation, legend entry or frame) is read inside :meth:`item`: when
+    its geometry cannot be read, its rows are taken back and one ``warnings`` row says
+    why; the other items of the job land. A non-geometric field of an unexpected type
+    is kept as given (:meth:`text`, :meth:`keep`) with a ``warnings`` row. With
+    ``strict`` every such problem raises :class:`Bad` instead.
+    """
+
+    def __init__(self, job_id: str | None, strict: bool = False) -> None:
         self.job_id = job_id
+        self.strict = strict
+        self.failures: list[Bad] = []
+        self._pending: list[list[Any]] = []  # warnings waiting for their item's key
+        self._item_key: str | None = None
+        self.masks: list[tuple[Any, ...]] = []
+        self.point_labels: list[pa.Table] = []
+        self.warnings: list[tuple[Any, ...]] = []
         self.prefix = f"{job_id}/" if job_id else "/"
         self.seen: set[str] = set()
         self.next_suffix: dict[str, int] = {}
@@ -218,7 +244,74 @@ class Out:
             self.next_suffix[key] = n + 1
             key = f"{key}#{n}"
         self.seen.add(key)
+        if self._item_key is None:
+            self._item_key = key
         return key
+
+    # -- lenient policy ------------------------------------------------------------
+
+    def warn(self, path: str, expected: str, got: Any, what: str = "kept as given") -> None:
+        """Record a field of an unexpected type that was kept (raises when strict)."""
+        if self.strict:
+            raise bad(path, expected, got)
+        self._pending.append([self.job_id, None, path, expected, describe(got),
+                              f"at {path}: expected {expected}, got {describe(got)}; {what}"])
+
+    def text(self, value: Any, path: str, expected: str = "a string") -> str | None:
+        """A string field; any other JSON value is kept as its JSON text, with a warning."""
+        if value is None or type(value) is str:
+            return value  # type: ignore[no-any-return]
+        self.warn(path, expected, value, "kept as its JSON text")
+        return encode(value, path)
+
+    def keep(self, value: Any, path: str, expected: str, extra: dict[str, Any],
+             name: str) -> None:
+        """A field that has no usable column value: kept in ``extra[name]``, warned."""
+        self.warn(path, expected, value, f"kept in extra.{name}")
+        extra[name] = value
+
+    def integer(self, value: Any, path: str, extra: dict[str, Any], name: str) -> int | None:
+        """An optional int64 field; anything else is kept in ``extra[name]`` and warned."""
+        if value is None or (type(value) is int and -_INT64_MAX <= value <= _INT64_MAX):
+            return value  # type: ignore[no-any-return]
+        expected = "an integer that fits in 64 bits" if type(value) is int else "an integer"
+        self.keep(value, path, expected, extra, name)
+        return None
+
+    def flag(self, value: Any, path: str, extra: dict[str, Any], name: str) -> bool | None:
+        if value is None or type(value) is bool:
+            return value  # type: ignore[no-any-return]
+        self.keep(value, path, "true or false", extra, name)
+        return None
+
+    @contextmanager
+    def item(self, path: str) -> Iterator[None]:
+        """Read one item; when it fails, take its rows back and record one warning."""
+        marks = {name: len(getattr(self, name)) for name in _LISTS}
+        outer_key, outer_pending = self._item_key, self._pending
+        self._item_key, self._pending = None, []
+        try:
+            yield
+        except Bad as exc:
+            if self.strict:
+                raise
+            for name, n in marks.items():
+                del getattr(self, name)[n:]
+            self.failures.append(exc)
+            self.warnings.append((self.job_id, None, exc.path, exc.expected, exc.got,
+                                  f"at {exc.path}: {exc.detail}; the item was dropped"))
+        else:
+            for row in self._pending:
+                row[1] = self._item_key
+                self.warnings.append(tuple(row))
+        finally:
+            self._item_key = outer_key if outer_key is not None else self._item_key
+            self._pending = outer_pending
+
+    def flush_warnings(self) -> None:
+        """Warnings recorded outside any item (job-level fields)."""
+        self.warnings.extend(tuple(row) for row in self._pending)
+        self._pending = []
 
     def add_attributes(self, attrs: Any, path: str, key: str, frame_id: str | None,
                        extra: dict[str, Any]) -> None:
@@ -235,19 +328,21 @@ class Out:
             items = []
             for i, item in enumerate(attrs):
                 if type(item) is not dict or type(item.get("name")) is not str:
-                    raise bad(f"{path}[{i}]", 'an object with a string "name"', item)
+                    self.warn(f"{path}[{i}]", 'an object with a string "name"', item,
+                              "kept in extra.attributes_unread")
+                    extra.setdefault("attributes_unread", []).append(item)
+                    continue
                 items.append((item["name"], {k: v for k, v in item.items() if k != "name"}))
         elif type(attrs) is dict:
             items = list(attrs.items())
         else:
-            raise bad(path, "an object or an array", attrs)
+            self.keep(attrs, path, "an object or an array", extra, "attributes")
+            return
         for name, entry in items:
             state = None
             if type(entry) is dict:
                 value = entry.get("value")
-                state = entry.get("state")
-                if state is not None and type(state) is not str:
-                    raise bad(f"{path}.{name}.state", "a string", state)
+                state = self.text(entry.get("state"), f"{path}.{name}.state")
                 if len(entry) > ("value" in entry) + ("state" in entry):
                     rest = {k: v for k, v in entry.items() if k not in ("value", "state")}
                     extra.setdefault("attributes", {})[name] = rest
@@ -266,8 +361,7 @@ class Out:
                 value = self._scalar(value, f"{path}.{name}.value")
                 rows.append((job_id, key, frame_id, name, value, None, state))
 
-    @staticmethod
-    def _scalar(value: Any, path: str) -> str | None:
+    def _scalar(self, value: Any, path: str) -> str | None:
         # the JSON text of a scalar, without the cost of json.dumps
         t = type(value)
         if value is None:
@@ -280,7 +374,9 @@ class Out:
             if value - value == 0:
                 return repr(value)
             return encode(value, path)  # raises: NaN / Infinity are not JSON
-        raise bad(path, "a string, a number, a boolean or an array of them", value)
+        self.warn(path, "a string, a number, a boolean or an array of them", value,
+                  "kept as its JSON text")
+        return encode(value, path)
 
 
 def job_rows(out: Out | None, jobs_row: tuple[Any, ...],
@@ -288,8 +384,7 @@ def job_rows(out: Out | None, jobs_row: tuple[Any, ...],
     """The rows one job contributes to each table (tables without rows are left out)."""
     rows: dict[str, list[tuple[Any, ...]]] = {"jobs": [jobs_row]}
     if out is not None:
-        for name in ("annotations", "points", "edges", "attributes", "cuboids_3d", "frames",
-                     "segments"):
+        for name in _LISTS:
             table_rows = getattr(out, name)
             if table_rows:
                 rows[name] = table_rows
@@ -309,6 +404,9 @@ def build_tables(rowsets: Sequence[Mapping[str, list[tuple[Any, ...]]]]) -> dict
         parts = [rows[name] for rows in rowsets if name in rows]
         if not parts:
             result[name] = _EMPTY[name]
+            continue
+        if name in ARROW_TABLES:  # built as Arrow tables already (one per mask chunk)
+            result[name] = pa.concat_tables([t for part in parts for t in part])
             continue
         table_rows = parts[0] if len(parts) == 1 else [r for part in parts for r in part]
         n = len(table_rows)

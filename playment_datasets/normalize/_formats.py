@@ -7,15 +7,11 @@ from typing import Any
 from playment_datasets.normalize._base import (
     Bad,
     Out,
-    bad,
     encode,
     is_hex_color,
     need_dict,
     need_list,
-    opt_bool,
-    opt_int,
     opt_num,
-    opt_str,
     parse_label,
     rgb_to_hex,
 )
@@ -61,48 +57,52 @@ def _pose(pose: Any, path: str, rest: dict[str, Any]) -> tuple[Any, ...]:
 
 def add_frames(out: Out, frames: Any, path: str) -> None:
     """``video_data.frames`` / ``sensor_data.frames``: one row per frame per sensor."""
-    job_id = out.job_id
-    index = out.frame_index
     for i, frame in enumerate(need_list(frames, path)):
         fpath = f"{path}[{i}]"
-        frame = need_dict(frame, fpath)
-        frame_id = opt_str(frame.get("frame_id"), f"{fpath}.frame_id")
-        if frame_id is not None:
-            index.setdefault(frame_id, i)
-        src = opt_str(frame.get("src", frame.get("data_url")), f"{fpath}.src")
-        frame_rest = {k: v for k, v in frame.items() if k not in _FRAME_KNOWN}
-        if "src" in frame and "data_url" in frame:
-            frame_rest["data_url"] = frame["data_url"]
-        ego_rest: dict[str, Any] = {}
-        ego = _pose(frame.get("ego_pose"), f"{fpath}.ego_pose", ego_rest)
-        if ego_rest:
-            frame_rest["ego_pose"] = ego_rest
-        sensors = frame.get("sensors")
-        if not sensors:
-            if sensors is not None:
-                need_list(sensors, f"{fpath}.sensors")
-            out.frames.append((job_id, frame_id, i, None, src, *ego, *_NONE3, *_NONE4,
-                               encode(frame_rest, fpath) if frame_rest else None))
-            continue
-        for j, sensor in enumerate(need_list(sensors, f"{fpath}.sensors")):
-            spath = f"{fpath}.sensors[{j}]"
-            sensor = need_dict(sensor, spath)
-            sensor_id = opt_str(sensor.get("sensor_id"), f"{spath}.sensor_id")
-            url = opt_str(sensor.get("data_url", sensor.get("src")), f"{spath}.data_url")
-            sensor_rest = {k: v for k, v in sensor.items() if k not in _SENSOR_KNOWN}
-            if "src" in sensor and "data_url" in sensor:
-                sensor_rest["src"] = sensor["src"]
-            pose_rest: dict[str, Any] = {}
-            pose = _pose(sensor.get("sensor_pose"), f"{spath}.sensor_pose", pose_rest)
-            if pose_rest:
-                sensor_rest["sensor_pose"] = pose_rest
-            rest = dict(frame_rest)
-            if src is not None:
-                rest["src"] = src
-            if sensor_rest:
-                rest["sensor"] = sensor_rest
-            out.frames.append((job_id, frame_id, i, sensor_id, url, *ego, *pose,
-                               encode(rest, spath) if rest else None))
+        with out.item(fpath):  # a frame whose poses cannot be read costs only that frame
+            _add_frame(out, frame, fpath, i)
+
+
+def _add_frame(out: Out, frame: Any, fpath: str, i: int) -> None:
+    job_id = out.job_id
+    frame = need_dict(frame, fpath)
+    frame_id = out.text(frame.get("frame_id"), f"{fpath}.frame_id")
+    if frame_id is not None:
+        out.frame_index.setdefault(frame_id, i)
+    src = out.text(frame.get("src", frame.get("data_url")), f"{fpath}.src")
+    frame_rest = {k: v for k, v in frame.items() if k not in _FRAME_KNOWN}
+    if "src" in frame and "data_url" in frame:
+        frame_rest["data_url"] = frame["data_url"]
+    ego_rest: dict[str, Any] = {}
+    ego = _pose(frame.get("ego_pose"), f"{fpath}.ego_pose", ego_rest)
+    if ego_rest:
+        frame_rest["ego_pose"] = ego_rest
+    sensors = frame.get("sensors")
+    if not sensors:
+        if sensors is not None:
+            need_list(sensors, f"{fpath}.sensors")
+        out.frames.append((job_id, frame_id, i, None, src, *ego, *_NONE3, *_NONE4,
+                           encode(frame_rest, fpath) if frame_rest else None))
+        return
+    for j, sensor in enumerate(need_list(sensors, f"{fpath}.sensors")):
+        spath = f"{fpath}.sensors[{j}]"
+        sensor = need_dict(sensor, spath)
+        sensor_id = out.text(sensor.get("sensor_id"), f"{spath}.sensor_id")
+        url = out.text(sensor.get("data_url", sensor.get("src")), f"{spath}.data_url")
+        sensor_rest = {k: v for k, v in sensor.items() if k not in _SENSOR_KNOWN}
+        if "src" in sensor and "data_url" in sensor:
+            sensor_rest["src"] = sensor["src"]
+        pose_rest: dict[str, Any] = {}
+        pose = _pose(sensor.get("sensor_pose"), f"{spath}.sensor_pose", pose_rest)
+        if pose_rest:
+            sensor_rest["sensor_pose"] = pose_rest
+        rest = dict(frame_rest)
+        if src is not None:
+            rest["src"] = src
+        if sensor_rest:
+            rest["sensor"] = sensor_rest
+        out.frames.append((job_id, frame_id, i, sensor_id, url, *ego, *pose,
+                           encode(rest, spath) if rest else None))
 
 
 # -- segmentation ------------------------------------------------------------------
@@ -121,7 +121,8 @@ def _segment(out: Out, path: str, base: str, *, annotation_id: str | None,
     if attrs is not None:
         out.add_attributes(attrs, f"{path}.attributes", key, frame_id, ann_extra)
     out.segments.append((job_id, key, frame_id, track_id, color, label_key, label, class_name,
-                         instance, mask_url, encode(seg_extra, path) if seg_extra else None))
+                         instance, mask_url, None, None, None, None, None, None,
+                         encode(seg_extra, path) if seg_extra else None))
     frame_index = out.frame_index.get(frame_id) if frame_id is not None else None
     out.annotations.append((
         job_id, key, annotation_id, track_id, None, frame_id, frame_index, None, "segment",
@@ -142,14 +143,14 @@ def add_legend_object(out: Out, legend: Any, path: str, mask_url: str | None, *,
                       ann_extra: dict[str, Any] | None = None) -> None:
     """A ``{"#rrggbb": "class # N"}`` legend."""
     for raw, label in need_dict(legend, path).items():
-        if type(label) is not str:
-            raise bad(f"{path}.{raw}", "a label string", label)
-        color, seg_extra = _hex_key(raw)
-        _segment(out, path, base if base is not None else f"legend:{raw}",
-                 annotation_id=annotation_id, frame_id=frame_id, track_id=track_id,
-                 color=color, label_key=None, label=label, mask_url=mask_url,
-                 seg_extra=seg_extra, state=state, attrs=attrs,
-                 ann_extra=dict(ann_extra) if ann_extra else None)
+        with out.item(f"{path}.{raw}"):
+            label = out.text(label, f"{path}.{raw}", "a label string")
+            color, seg_extra = _hex_key(raw)
+            _segment(out, path, base if base is not None else f"legend:{raw}",
+                     annotation_id=annotation_id, frame_id=frame_id, track_id=track_id,
+                     color=color, label_key=None, label=label, mask_url=mask_url,
+                     seg_extra=seg_extra, state=state, attrs=attrs,
+                     ann_extra=dict(ann_extra) if ann_extra else None)
 
 
 _PCS_LEGEND_KNOWN = frozenset({"id", "text", "color", "label_key", "value"})
@@ -159,24 +160,32 @@ def add_legend_list(out: Out, legend: list[Any], path: str, mask_url: str | None
     """The older point-cloud legend: ``[{id, text, color: "rgb(…)", label_key, value}]``."""
     for i, entry in enumerate(legend):
         epath = f"{path}[{i}]"
-        entry = need_dict(entry, epath)
-        ident = opt_str(entry.get("id"), f"{epath}.id")
-        text = opt_str(entry.get("text"), f"{epath}.text")
-        value = opt_str(entry.get("value"), f"{epath}.value")
-        label_key = opt_int(entry.get("label_key"), f"{epath}.label_key")
-        raw_color = opt_str(entry.get("color"), f"{epath}.color")
-        seg_extra = {k: v for k, v in entry.items() if k not in _PCS_LEGEND_KNOWN}
-        label = value if value is not None else text
-        if text is not None and text != label:
-            seg_extra["text"] = text
-        color = _color(raw_color, seg_extra)
-        _segment(out, epath, ident if ident is not None else f"legend[{i}]",
-                 annotation_id=ident, frame_id=None, track_id=None, color=color,
-                 label_key=label_key, label=label, mask_url=mask_url, seg_extra=seg_extra)
+        with out.item(epath):
+            _legend_list_entry(out, entry, epath, i, mask_url)
 
 
-def _color(raw: str | None, seg_extra: dict[str, Any]) -> str | None:
+def _legend_list_entry(out: Out, entry: Any, epath: str, i: int, mask_url: str | None) -> None:
+    entry = need_dict(entry, epath)
+    seg_extra = {k: v for k, v in entry.items() if k not in _PCS_LEGEND_KNOWN}
+    ident = out.text(entry.get("id"), f"{epath}.id")
+    text = out.text(entry.get("text"), f"{epath}.text")
+    value = out.text(entry.get("value"), f"{epath}.value")
+    label_key = out.integer(entry.get("label_key"), f"{epath}.label_key", seg_extra, "label_key")
+    color = _color(out, entry.get("color"), f"{epath}.color", seg_extra)
+    label = value if value is not None else text
+    if text is not None and text != label:
+        seg_extra["text"] = text
+    _segment(out, epath, ident if ident is not None else f"legend[{i}]",
+             annotation_id=ident, frame_id=None, track_id=None, color=color,
+             label_key=label_key, label=label, mask_url=mask_url, seg_extra=seg_extra)
+
+
+def _color(out: Out, raw: Any, path: str, seg_extra: dict[str, Any]) -> str | None:
     if raw is None:
+        return None
+    if type(raw) is not str:
+        out.keep(raw, path, 'a colour string ("rgb(r, g, b)" or "#rrggbb")', seg_extra,
+                 "raw_color")
         return None
     color = rgb_to_hex(raw)
     if color is None:
@@ -188,17 +197,31 @@ def _color(raw: str | None, seg_extra: dict[str, Any]) -> str | None:
 
 _ENTRY_COMMON = frozenset({"_id", "label", "attributes", "state", "frame_id", "track_id"})
 _VSEG_KNOWN = _ENTRY_COMMON | {"url", "legend"}
-_PCS_KNOWN = _ENTRY_COMMON | {"class_id", "color"}
+_PCS_KNOWN = _ENTRY_COMMON | {"class_id", "color", "label_key"}
+
+
+def _entry_texts(out: Out, entry: dict[str, Any], path: str) -> tuple[str | None, ...]:
+    """``_id``, ``frame_id``, ``track_id``, ``label``, ``state`` of an entry, as text."""
+    return tuple(out.text(entry.get(k), f"{path}.{k}")
+                 for k in ("_id", "frame_id", "track_id", "label", "state"))
+
+
+def mask_url_of(masks: dict[str, Any], frame_id: str | None, out: Out | None = None
+                ) -> str | None:
+    """The ``label_url`` of a frame in a point-cloud ``masks`` container."""
+    mask = masks.get(frame_id) if frame_id is not None else None
+    if type(mask) is dict:
+        url = mask.get("label_url")
+        if url is None or type(url) is str or out is None:
+            return url if type(url) is str else None
+        return out.text(url, f"$.masks.{frame_id}.label_url")
+    return mask if type(mask) is str else None
 
 
 def add_video_segment(out: Out, entry: dict[str, Any], path: str, ordinal: str) -> None:
     """A video-segmentation entry: its legend entries become segments."""
-    ident = opt_str(entry.get("_id"), f"{path}._id")
-    frame_id = opt_str(entry.get("frame_id"), f"{path}.frame_id")
-    track_id = opt_str(entry.get("track_id"), f"{path}.track_id")
-    label = opt_str(entry.get("label"), f"{path}.label")
-    state = opt_str(entry.get("state"), f"{path}.state")
-    url = opt_str(entry.get("url"), f"{path}.url")
+    ident, frame_id, track_id, label, state = _entry_texts(out, entry, path)
+    url = out.text(entry.get("url"), f"{path}.url")
     extra = {k: v for k, v in entry.items() if k not in _VSEG_KNOWN}
     base = ident if ident is not None else ordinal
     legend = entry.get("legend")
@@ -219,22 +242,27 @@ def add_video_segment(out: Out, entry: dict[str, Any], path: str, ordinal: str) 
 
 def add_cloud_segment(out: Out, entry: dict[str, Any], path: str, ordinal: str,
                       masks: dict[str, Any]) -> None:
-    """A newer point-cloud segmentation entry (``class_id``, ``color``, ``frame_id``)."""
-    ident = opt_str(entry.get("_id"), f"{path}._id")
-    frame_id = opt_str(entry.get("frame_id"), f"{path}.frame_id")
-    track_id = opt_str(entry.get("track_id"), f"{path}.track_id")
-    label = opt_str(entry.get("label"), f"{path}.label")
-    state = opt_str(entry.get("state"), f"{path}.state")
-    label_key = opt_int(entry.get("class_id"), f"{path}.class_id")
+    """A newer point-cloud segmentation entry (``class_id``, ``color``, ``frame_id``).
+
+    The per-point key is ``label_key`` when present, else an integer ``class_id``. A
+    ``class_id`` that is not that key (a UUID string, as real files carry) is kept in
+    ``segments.extra.class_id``.
+    """
+    ident, frame_id, track_id, label, state = _entry_texts(out, entry, path)
     seg_extra: dict[str, Any] = {}
-    color = _color(opt_str(entry.get("color"), f"{path}.color"), seg_extra)
+    class_id = entry.get("class_id")
+    label_key = out.integer(entry.get("label_key"), f"{path}.label_key", seg_extra,
+                            "label_key")
+    if type(class_id) is int and label_key is None and "label_key" not in entry:
+        label_key = out.integer(class_id, f"{path}.class_id", seg_extra, "class_id")
+    elif class_id is not None:
+        if type(class_id) not in (str, int):
+            out.warn(f"{path}.class_id", "a string or an integer", class_id,
+                     "kept in extra.class_id")
+        seg_extra["class_id"] = class_id
+    color = _color(out, entry.get("color"), f"{path}.color", seg_extra)
     extra = {k: v for k, v in entry.items() if k not in _PCS_KNOWN}
-    mask = masks.get(frame_id) if frame_id is not None else None
-    mask_url = None
-    if type(mask) is dict:
-        mask_url = opt_str(mask.get("label_url"), f"$.masks.{frame_id}.label_url")
-    elif type(mask) is str:
-        mask_url = mask
+    mask_url = mask_url_of(masks, frame_id, out)
     _segment(out, path, ident if ident is not None else ordinal, annotation_id=ident,
              frame_id=frame_id, track_id=track_id, color=color, label_key=label_key,
              label=label, mask_url=mask_url, seg_extra=seg_extra, state=state,
@@ -265,12 +293,8 @@ def is_cuboid_3d(entry: dict[str, Any]) -> bool:
 
 def add_cuboid_3d(out: Out, entry: dict[str, Any], path: str, ordinal: str) -> None:
     """A 3D box: a cuboids_3d row and an annotations row of type ``cuboid_3d``."""
-    ident = opt_str(entry.get("_id"), f"{path}._id")
-    frame_id = opt_str(entry.get("frame_id"), f"{path}.frame_id")
-    track_id = opt_str(entry.get("track_id"), f"{path}.track_id")
-    sensor_id = opt_str(entry.get("sensor_id"), f"{path}.sensor_id")
-    label = opt_str(entry.get("label"), f"{path}.label")
-    state = opt_str(entry.get("state"), f"{path}.state")
+    ident, frame_id, track_id, label, state = _entry_texts(out, entry, path)
+    sensor_id = out.text(entry.get("sensor_id"), f"{path}.sensor_id")
     geo_rest: dict[str, Any] = {}
     ck, center = _first(entry, _CENTER_KEYS)
     cx = _vector(center, _XYZ, f"{path}.{ck}", geo_rest, ck or "position")
@@ -297,9 +321,9 @@ def add_cuboid_3d(out: Out, entry: dict[str, Any], path: str, ordinal: str) -> N
         else:
             quat = _vector(entry["quaternion"], _WXYZ, f"{path}.quaternion", geo_rest,
                            "quaternion")
-    kk, keyframe = _first(entry, _KEYFRAME_KEYS)
-    keyframe = opt_bool(keyframe, f"{path}.{kk}")
     extra = {k: v for k, v in entry.items() if k not in _CUBOID_KNOWN}
+    kk, keyframe = _first(entry, _KEYFRAME_KEYS)
+    keyframe = out.flag(keyframe, f"{path}.{kk}", extra, kk or "keyFrame")
     for keys in (_CENTER_KEYS, _SIZE_KEYS, _KEYFRAME_KEYS):
         found = [k for k in keys if k in entry]
         for k in found[1:]:  # a second spelling of the same field
@@ -329,11 +353,11 @@ def add_sensor_entry(out: Out, entry: Any, path: str, ordinal: str) -> None:
         add_cuboid_3d(out, entry, path, ordinal)
         return
     typ = shape_type(entry.get("type"), entry, path)
-    frame_id = opt_str(entry.get("frame_id"), f"{path}.frame_id")
+    frame_id = out.text(entry.get("frame_id"), f"{path}.frame_id")
     add_shape(out, typ, entry, path, ordinal, frame_id=frame_id,
               frame_index=out.frame_index.get(frame_id) if frame_id is not None else None,
-              track_id=opt_str(entry.get("track_id"), f"{path}.track_id"),
-              sensor_id=opt_str(entry.get("sensor_id"), f"{path}.sensor_id"),
+              track_id=out.text(entry.get("track_id"), f"{path}.track_id"),
+              sensor_id=out.text(entry.get("sensor_id"), f"{path}.sensor_id"),
               context=_CONTEXT)
 
 
@@ -359,9 +383,9 @@ def add_classification(out: Out, body: dict[str, Any], path: str) -> dict[str, A
     attribute-shaped are legacy free-form attributes (``{"category": "cat"}``); the
     rest is returned for ``jobs.extra``.
     """
-    ident = opt_str(body.get("_id"), f"{path}._id")
-    label = opt_str(body.get("label"), f"{path}.label")
-    state = opt_str(body.get("state"), f"{path}.state")
+    ident = out.text(body.get("_id"), f"{path}._id")
+    label = out.text(body.get("label"), f"{path}.label")
+    state = out.text(body.get("state"), f"{path}.state")
     key = out.key(ident if ident is not None else "classification", None)
     extra: dict[str, Any] = {}
     attrs = body.get("attributes")

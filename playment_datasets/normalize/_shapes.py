@@ -12,7 +12,6 @@ from playment_datasets.normalize._base import (
     need_dict,
     need_list,
     num,
-    opt_str,
     sort_keys,
 )
 
@@ -94,17 +93,11 @@ def add_shape(out: Out, typ: str, obj: Any, path: str, ordinal: str, *,
     """
     if type(obj) is not dict:
         raise bad(path, "an object", obj)
-    ann_id = obj.get("_id")
-    if ann_id is not None and type(ann_id) is not str:
-        raise bad(f"{path}._id", "a string", ann_id)
-    label = obj.get("label")
+    ann_id = out.text(obj.get("_id"), f"{path}._id")
+    label = out.text(obj.get("label"), f"{path}.label")
     if label is None:
         label = default_label
-    elif type(label) is not str:
-        raise bad(f"{path}.label", "a string", label)
-    state = obj.get("state")
-    if state is not None and type(state) is not str:
-        raise bad(f"{path}.state", "a string", state)
+    state = out.text(obj.get("state"), f"{path}.state")
     known = _KNOWN[typ]
     extra = {} if extra is None else extra
     if not known.issuperset(obj):
@@ -220,9 +213,11 @@ def add_image(out: Out, body: dict[str, Any], path: str) -> dict[str, Any]:
         if shapes is None:
             continue
         lpath = f"{path}.annotations.{list_name}"
-        need_list(shapes, lpath)
-        for i, obj in enumerate(shapes):
-            add_shape(out, typ, obj, f"{lpath}[{i}]", f"{list_name}[{i}]")
+        with out.item(lpath):
+            need_list(shapes, lpath)
+            for i, obj in enumerate(shapes):
+                with out.item(f"{lpath}[{i}]"):
+                    add_shape(out, typ, obj, f"{lpath}[{i}]", f"{list_name}[{i}]")
     return unknown
 
 
@@ -232,18 +227,19 @@ _TRACKER_KNOWN = frozenset({"_id", "type", "label", "frames"})
 def add_tracker(out: Out, tracker: Any, path: str, ordinal: str) -> None:
     """One video tracker: one annotation per frame it lists."""
     tracker = need_dict(tracker, path)
-    track_id = opt_str(tracker.get("_id"), f"{path}._id")
-    track_label = opt_str(tracker.get("label"), f"{path}.label")
+    track_id = out.text(tracker.get("_id"), f"{path}._id")
+    track_label = out.text(tracker.get("label"), f"{path}.label")
     frames = need_dict(tracker.get("frames"), f"{path}.frames")
     rest = {k: v for k, v in tracker.items() if k not in _TRACKER_KNOWN}
     base = track_id if track_id is not None else ordinal
     index = out.frame_index
     for frame_id, obj in frames.items():
         fpath = f"{path}.frames.{frame_id}"
-        if type(obj) is not dict:
-            raise bad(fpath, "an annotation object", obj)
-        typ = shape_type(obj.get("type", tracker.get("type")), obj, fpath)
-        add_shape(out, typ, obj, fpath, ordinal, base=base, frame_id=frame_id,
-                  frame_index=index.get(frame_id), track_id=track_id,
-                  track_label=track_label, default_label=track_label,
-                  extra={"tracker": rest} if rest else None)
+        with out.item(fpath):
+            if type(obj) is not dict:
+                raise bad(fpath, "an annotation object", obj)
+            typ = shape_type(obj.get("type", tracker.get("type")), obj, fpath)
+            add_shape(out, typ, obj, fpath, ordinal, base=base, frame_id=frame_id,
+                      frame_index=index.get(frame_id), track_id=track_id,
+                      track_label=track_label, default_label=track_label,
+                      extra={"tracker": rest} if rest else None)

@@ -27,6 +27,7 @@ from playment_datasets.api.ids import validate_id
 from playment_datasets.dataset.dataset import Dataset, read_json
 from playment_datasets.errors import CorruptDatasetError, DatasetNotFoundError, RegistryError
 from playment_datasets.registry.lock import FileLock
+from playment_datasets.registry.media import MediaIndex
 from playment_datasets.registry.store import ObjectStore, atomic_write_json
 
 __all__ = ["INDEX_FORMAT", "RegistryDir", "check_index", "find_entry", "version_in"]
@@ -170,7 +171,7 @@ class RegistryDir:
 
     def load(self, batch_id: str, version: int | str = "latest") -> Dataset:
         """The Dataset of one version: reads only ``manifest.json``; tables load lazily."""
-        _, n, info = version_info(self.read(), batch_id, version, self.location())
+        project_id, n, info = version_info(self.read(), batch_id, version, self.location())
         ds = Dataset(self.root / info["path"])
         if ds.content_id != info["content_id"] or ds.version != n:
             raise CorruptDatasetError(
@@ -178,6 +179,8 @@ class RegistryDir:
                 f"(content {ds.content_id[:12]} vs {info['content_id'][:12]}); run verify() and "
                 "remove or re-pull the damaged version."
             )
+        ds.attach_media(MediaIndex(self.batch_dir(project_id, batch_id), self.objects,
+                                   self.lock_timeout))
         return ds
 
     def check_owner(self, project_id: str, batch_id: str) -> None:

@@ -27,9 +27,10 @@ from playment_datasets.dataset.dataset import Dataset, read_json
 from playment_datasets.errors import CorruptDatasetError, RegistryError, RegistryLockError
 from playment_datasets.registry.index import RegistryDir, version_in
 from playment_datasets.registry.lock import FileLock
+from playment_datasets.registry.media import MEDIA_INDEX, media_refs
 from playment_datasets.registry.staging import content_id_of, open_staging
 from playment_datasets.registry.store import TMP_PREFIX, sha256_file
-from playment_datasets.schema import TABLE_NAMES
+from playment_datasets.schema import TABLE_NAMES, upgrade_table
 
 logger = logging.getLogger(__name__)
 
@@ -289,6 +290,8 @@ def collect_garbage(
         for journal in (reg.root / "staging").glob("*/*/journal.jsonl"):
             if journal.parent.relative_to(reg.root).as_posix() not in report.staging_removed:
                 referenced |= _journal_refs(journal)
+        for media_index in (reg.root / "datasets").glob(f"*/*/{MEDIA_INDEX}"):
+            referenced |= media_refs(media_index)  # fetched source media
         for sha, path in reg.objects.iter_all():
             if sha in referenced:
                 continue
@@ -352,8 +355,10 @@ def renormalize_version(reg: RegistryDir, batch_id: str, version: int | str) -> 
                 writer.write(_fill_job_columns(dict(tables), job_id, jobs[job_id]))
         carried = sorted(j for j, info in jobs.items() if not info.get("result_sha256"))
         if carried:
-            for name in TABLE_NAMES:
-                writer.write({name: src.arrow(name, filters=[("job_id", "in", carried)])})
+            for name in TABLE_NAMES:  # tables / columns newer than the version: empty / null
+                old = (src.arrow(name, filters=[("job_id", "in", carried)])
+                       if name in src.tables() else None)
+                writer.write({name: upgrade_table(name, old)})
         result = staging.commit(
             jobs=jobs,
             source=src.manifest.get("source") or {},

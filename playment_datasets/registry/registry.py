@@ -36,6 +36,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pandas as pd
 import platformdirs
+import pyarrow as pa
 
 from playment_datasets.api.ids import validate_id
 from playment_datasets.dataset.dataset import Dataset
@@ -122,6 +123,17 @@ def _file_url_path(url: str) -> str:
             "Use a local path or an s3:// URL."
         )
     return unquote(parts.path)
+
+
+#: Columns and dtypes of :meth:`Registry.datasets`: strings as Arrow strings (like the
+#: tables of a Dataset), counts as int64, ``created_at`` as UTC datetimes, ``tags`` as
+#: lists.
+DATASETS_DTYPES: dict[str, Any] = {
+    "project_id": pd.ArrowDtype(pa.string()), "batch_id": pd.ArrowDtype(pa.string()),
+    "version": "int64", "created_at": "datetime64[ns, UTC]", "n_jobs": "int64",
+    "n_annotations": "int64", "n_errors": "int64", "tags": "object",
+    "content_id": pd.ArrowDtype(pa.string()), "path": pd.ArrowDtype(pa.string()),
+}
 
 
 class Registry:
@@ -328,13 +340,10 @@ class Registry:
                         "path": self._location(info["path"]),
                     }
                 )
-        columns = ["project_id", "batch_id", "version", "created_at", "n_jobs",
-                   "n_annotations", "n_errors", "tags", "content_id", "path"]  # fmt: skip
-        df = pd.DataFrame(rows, columns=columns)
+        df = pd.DataFrame(rows, columns=list(DATASETS_DTYPES))
+        # The same dtypes with or without rows (an empty frame would be all object).
         df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="ISO8601")
-        for col in ("version", "n_jobs", "n_annotations", "n_errors"):
-            df[col] = df[col].astype("int64")
-        return df
+        return df.astype(DATASETS_DTYPES)
 
     # -- tags and removal ----------------------------------------------------------
     def tag(self, batch_id: str, version: int | str, name: str) -> None:

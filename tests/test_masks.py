@@ -1,0 +1,284 @@
+"""Segmentation masks: the emulator's files, their decoding, and their tables.
+
+Expected values come from the emulator's ground truth (counted from the arrays the
+files were encoded from) or are written by hand, never from the decoder under test.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+
+from playment_datasets.emulator import Emulator, GeneratedJob, generate_batch
+from playment_datasets.emulator.generator import generate_job
+from playment_datasets.normalize import mask_urls, normalize_result
+from playment_datasets.normalize.masks import decode_labels, decode_mask, decode_pcd, decode_png
+
+SEG_KINDS = ["image_segmentation", "video_segmentation", "point_cloud_segmentation"]
+BASE = "https://storage.example/assets"
+TIMEOUT = 10
+
+
+@pytest.fixture(scope="module")
+def seg_jobs() -> list[GeneratedJob]:
+    return generate_batch(36, seed=11, kinds=SEG_KINDS, completed_fraction=1.0,
+                          asset_base_url=BASE).jobs
+
+
+def files_of(job: GeneratedJob) -> dict[str, bytes]:
+    return {f"{BASE}/{path}": body for path, body in job.assets.items()}
+
+
+def test_every_mask_decodes_to_the_ground_truth(seg_jobs: list[GeneratedJob]) -> None:
+    seen_kinds: set[str] = set()
+    unknown = 0
+    for job in seg_jobs:
+        files = files_of(job)
+        assert set(files) == set(job.truth.masks), job.job_id
+        for url, truth in job.truth.masks.items():
+            decoded = decode_mask(truth.kind, files[url])
+            assert decoded.status == "ok", (url, decoded.error)
+            seen_kinds.add(truth.kind)
+            unknown += len(truth.unknown)
+            if truth.kind == "png":
+                assert (decoded.width, decoded.height) == (64, 48)
+                got = {c: (s.n_pixels, s.x_min, s.y_min, s.x_max, s.y_max)
+                       for c, s in decoded.colors.items()}
+                assert got == truth.pixels, url
+            else:
+                assert decoded.label_counts == truth.points, url
+                assert decoded.n_points == truth.n_points == 200
+    assert seen_kinds == {"png", "pcd", "labels"}
+    assert unknown > 0  # colours / keys the legends do not list were exercised
+
+
+def test_masks_are_deterministic_per_seed() -> None:
+    a = generate_batch(6, seed=4, kinds=SEG_KINDS, completed_fraction=1.0)
+    b = generate_batch(6, seed=4, kinds=SEG_KINDS, completed_fraction=1.0)
+    c = generate_batch(6, seed=5, kinds=SEG_KINDS, completed_fraction=1.0)
+    assert [j.assets for j in a.jobs] == [j.assets for j in b.jobs]
+    assert [j.assets for j in a.jobs] != [j.assets for j in c.jobs]
+
+
+def test_benchmark_sized_mask_decodes_exactly() -> None:
+    import random
+
+    job = generate_job("image_segmentation", job_id="big", rng=random.Random(2),
+                       asset_base_url=BASE, mask_size=(1024, 768))
+    (url, truth), = job.truth.masks.items()
+    decoded = decode_png(files_of(job)[url])
+    assert (decoded.width, decoded.height) == (1024, 768)
+    assert {c: (s.n_pixels, s.x_min, s.y_min, s.x_max, s.y_max)
+            for c, s in decoded.colors.items()} == truth.pixels
+
+
+def test_mask_urls_lists_every_mask_a_result_references(seg_jobs: list[GeneratedJob]) -> None:
+    for job in seg_jobs:
+        refs = mask_urls(job.result_bytes)
+        assert {r.url for r in refs} == set(job.truth.masks), job.job_id
+        for ref in refs:
+            assert ref.kind == job.truth.masks[ref.url].kind
+    assert mask_urls(b"not json") == []
+    assert mask_urls(None) == []
+
+
+def test_segments_carry_the_mask_statistics(seg_jobs: list[GeneratedJob]) -> None:
+    for job in seg_jobs:
+        files = files_of(job)
+        tables = normalize_result(job.result_bytes, {"job_id": job.job_id}, masks=files)
+        assert tables["errors"].num_rows == 0 and tables["warnings"].num_rows == 0
+        masks = tables["masks"].to_pylist()
+        assert {m["url"] for m in masks} == set(job.truth.masks)
+        assert {m["decode_status"] for m in masks} == {"ok"}
+        segments = tables["segments"].to_pylist()
+        for url, truth in job.truth.masks.items():
+            rows = [s for s in segments if s["mask_url"] == url]
+            if truth.kind == "png":
+                frames = {m["frame_id"] for m in masks if m["url"] == url}
+                rows = [s for s in rows if s["frame_id"] in frames]
+                for s in rows:
+                    expected = truth.pixels.get(s["color"], (0, None, None, None, None))
+                    assert (s["n_pixels"], s["x_min"], s["y_min"], s["x_max"],
+                            s["y_max"]) == expected, (url, s["color"])
+                unlabelled = {s["color"] for s in rows if s["label"] is None}
+                assert unlabelled == truth.unknown
+            else:
+                for s in rows:
+                    assert s["n_pixels"] == truth.points.get(s["label_key"], 0)
+                unlabelled = {s["label_key"] for s in rows if s["label"] is None}
+                assert unlabelled == truth.unknown
+        n_points = sum(t.n_points or 0 for t in job.truth.masks.values())
+        assert tables["point_labels"].num_rows == n_points
+
+
+def test_point_labels_follow_the_file_order() -> None:
+    pcd = (b"VERSION 0.7\nFIELDS x y z label_key\nSIZE 4 4 4 4\nTYPE F F F F\nCOUNT 1 1 1 1\n"
+           b"WIDTH 3\nHEIGHT 1\nPOINTS 3\nDATA ascii\n0 0 0 2.0\n1 1 1 0.0\n2 2 2 9.0\n")
+    result = {"legend": [{"id": "a", "value": "road", "label_key": 0},
+                         {"id": "b", "value": "car # 2", "label_key": 2}],
+              "url": "https://s/cloud.pcd"}
+    t = normalize_result(result, {"job_id": "j"}, masks=lambda url: pcd)
+    assert t["point_labels"].to_pylist() == [
+        {"job_id": "j", "frame_id": None, "point_index": 0, "label_key": 2},
+        {"job_id": "j", "frame_id": None, "point_index": 1, "label_key": 0},
+        {"job_id": "j", "frame_id": None, "point_index": 2, "label_key": 9},
+    ]
+    assert [(s["label_key"], s["label"], s["n_pixels"]) for s in t["segments"].to_pylist()] == [
+        (0, "road", 1), (2, "car # 2", 1), (9, None, 1)]
+    assert t["segments"].column("annotation_key").to_pylist()[2] == "j/mask:9"
+    (mask,) = t["masks"].to_pylist()
+    assert (mask["kind"], mask["n_points"], mask["bytes"], mask["decode_status"]) == (
+        "pcd", 3, len(pcd), "ok")
+
+
+def test_without_mask_bytes_legend_rows_stay_and_masks_say_not_fetched(
+        seg_jobs: list[GeneratedJob]) -> None:
+    job = seg_jobs[0]
+    t = normalize_result(job.result_bytes, {"job_id": job.job_id})
+    assert set(t["masks"].column("decode_status").to_pylist()) == {"not_fetched"}
+    assert t["segments"].num_rows == job.truth.segments
+    assert t["segments"].column("n_pixels").null_count == t["segments"].num_rows
+    assert t["point_labels"].num_rows == 0
+
+
+def test_emulator_serves_masks_like_result_files() -> None:
+    with Emulator(jobs=6, seed=3, kinds=SEG_KINDS) as emu:
+        job = next(j for j in emu.batch.jobs if j.assets)
+        url = next(iter(job.truth.masks))
+        body = next(b for p, b in job.assets.items() if url.endswith(p))
+        headers = {"x-api-key": emu.api_key}
+        r = requests.get(emu.base_url + "/v1/attachments", params={"url": url},
+                         headers=headers, allow_redirects=False, timeout=TIMEOUT)
+        assert r.status_code == 302
+        location = r.headers["Location"]
+        assert location.startswith("http://127.0.0.2:")
+        got = requests.get(location, timeout=TIMEOUT)  # no key to the storage host
+        assert got.status_code == 200 and got.content == body
+        etag = got.headers["ETag"]
+        again = requests.get(location, headers={"If-None-Match": etag}, timeout=TIMEOUT)
+        assert again.status_code == 304 and again.content == b""
+        direct = requests.get(url, timeout=TIMEOUT)
+        assert direct.status_code == 403 and b"AccessDenied" in direct.content
+        decoded = decode_mask(job.truth.masks[url].kind, got.content)
+        assert decoded.status == "ok"
+
+
+# -- hostile mask bytes ---------------------------------------------------------------
+
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(
+        ">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares ``width``×``height`` and holds almost nothing."""
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height,
+                                                                   8, 6, 0, 0, 0))
+            + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + _png_chunk(b"IEND", b""))
+
+
+def _good_png() -> bytes:
+    img = Image.new("RGBA", (32, 32), (10, 20, 30, 255))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("data", "status"), [
+    (b"", "not_png"),
+    (b"<html>503</html>", "not_png"),
+    (b"\x89PNG\r\n\x1a\n", "truncated"),
+    (_good_png()[:60], "truncated"),
+    (_png_header_only(100_000, 100_000), "too_large"),
+    (_png_header_only(0, 10), "bad_header"),
+    (_png_header_only(40, 40), "truncated"),
+])
+def test_hostile_png(data: bytes, status: str) -> None:
+    decoded = decode_png(data)
+    assert decoded.status == status, decoded.error
+    assert decoded.error
+    assert decoded.colors == {}
+
+
+def test_pillow_decompression_bomb_check_is_kept() -> None:
+    # our own limit lifted: Pillow's bomb check (about 179 M pixels) still refuses
+    decoded = decode_png(_png_header_only(20_000, 20_000), max_pixels=10**12)
+    assert decoded.status == "too_large" and "Pillow" in (decoded.error or "")
+
+
+PCD_HEAD = b"VERSION 0.7\nFIELDS x y z label_key\nSIZE 4 4 4 4\nTYPE F F F F\nCOUNT 1 1 1 1\n"
+
+
+@pytest.mark.parametrize(("data", "status"), [
+    (b"", "not_pcd"),
+    (b"\x00\x01\x02\xff\xfe\n", "not_pcd"),
+    (b"VERSION 0.7\nFIELDS x y z rgb\nPOINTS 1\nDATA ascii\n0 0 0 1\n", "bad_fields"),
+    (b"VERSION 0.7\nFIELDS x y z label_key\nSIZE 4 4\nPOINTS 1\nDATA ascii\n0 0 0 1\n",
+     "bad_fields"),
+    (PCD_HEAD + b"POINTS 2\nDATA ascii\n0 0 0 car\n1 1 1 1\n", "bad_labels"),
+    (PCD_HEAD + b"POINTS 1\nDATA ascii\n0 0 0 1.5\n", "bad_labels"),
+    (PCD_HEAD + b"POINTS 1\nDATA ascii\n0 0 0 nan\n", "bad_labels"),
+    (PCD_HEAD + b"POINTS 1\nDATA ascii\n0 0 1\n", "bad_labels"),
+    (PCD_HEAD + b"POINTS 3\nDATA ascii\n0 0 0 1\n", "truncated"),
+    (PCD_HEAD + b"POINTS 1\nDATA ascii\n0 0 0 1\n0 0 0 2\n", "bad_header"),
+    (PCD_HEAD + b"POINTS 999999999999\nDATA ascii\n0 0 0 1\n", "too_large"),
+    (PCD_HEAD + b"POINTS 1\nDATA binary\n\x00\x00", "unsupported"),
+    (PCD_HEAD + b"POINTS x\nDATA ascii\n", "bad_header"),
+    (PCD_HEAD + b"POINTS 1\n", "truncated"),
+])
+def test_hostile_pcd(data: bytes, status: str) -> None:
+    decoded = decode_pcd(data)
+    assert decoded.status == status, decoded.error
+    assert decoded.error and decoded.labels is None
+
+
+@pytest.mark.parametrize(("data", "status"), [
+    (b"1\n2\nthree\n", "bad_labels"),
+    (b"1 2\n", "bad_labels"),
+    (b"\xff\n", "bad_labels"),
+    (b"0.5\n", "bad_labels"),
+])
+def test_hostile_label_files(data: bytes, status: str) -> None:
+    assert decode_labels(data).status == status
+
+
+def test_label_file_limits_and_blank_lines() -> None:
+    assert decode_labels(b"1\n\n2\n2.0\n").label_counts == {1: 1, 2: 2}
+    assert decode_labels(b"1\n" * 11, max_points=10).status == "too_large"
+    assert decode_labels(b"").n_points == 0
+
+
+def test_a_bad_mask_costs_only_its_statistics() -> None:
+    result = {"legend": {"#ff0000": "car"}, "url": "https://s/m.png"}
+    t = normalize_result(result, {"job_id": "j"}, masks={"https://s/m.png": b"garbage"})
+    assert t["errors"].num_rows == 0
+    (mask,) = t["masks"].to_pylist()
+    assert mask["decode_status"] == "not_png" and mask["bytes"] == 7
+    (seg,) = t["segments"].to_pylist()
+    assert seg["label"] == "car" and seg["n_pixels"] is None
+    assert seg["mask_sha256"] == mask["sha256"]
+
+
+def test_hand_made_png_statistics() -> None:
+    img = Image.new("RGBA", (10, 4))
+    for x, y in ((2, 1), (5, 3), (3, 2)):
+        img.putpixel((x, y), (0xAB, 0xCD, 0xEF, 255))
+    img.putpixel((9, 0), (0, 0, 0, 255))  # black but labelled (alpha set)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    result: dict[str, Any] = {"legend": {"#ABCDEF": "car # 4", "#123456": "sky"},
+                              "url": "u"}
+    t = normalize_result(result, {"job_id": "j"}, masks={"u": buf.getvalue()})
+    got = [(s["color"], s["label"], s["n_pixels"], s["x_min"], s["y_min"], s["x_max"],
+            s["y_max"]) for s in t["segments"].to_pylist()]
+    assert got == [
+        ("#abcdef", "car # 4", 3, 0.2, 0.25, 0.6, 1.0),
+        ("#123456", "sky", 0, None, None, None, None),
+        ("#000000", None, 1, 0.9, 0.0, 1.0, 0.25),
+    ]
