@@ -568,6 +568,12 @@ class RemoteRegistry(Registry, serves_urls=True):
             "store's lifecycle rules, or gc() the local working registry (.local)."
         )
 
+    def repair(self) -> Any:  # type: ignore[override]
+        raise ConfigurationError(
+            f"repair() is not available on a remote registry ({self.url}): its index is "
+            "written only by publish(); repair() the local working registry (.local)."
+        )
+
     def renormalize(self, batch_id: str, version: int | str = "latest") -> Dataset:
         raise ConfigurationError(
             f"renormalize() is not available on a remote registry ({self.url}): renormalize "
