@@ -18,7 +18,7 @@ from reliability_helpers import WORKTREE, child_env, do_pull  # noqa: E402
 from playment_datasets.emulator import Emulator  # noqa: E402
 from playment_datasets.registry.registry import Registry  # noqa: E402
 
-__all__ = ["Built", "WORKTREE", "build_registry", "cli", "copy_registry", "one_line_error",
+__all__ = ["Built", "WORKTREE", "build_registry", "cli", "cli_many", "copy_registry", "one_line_error",
            "object_files", "edit_index"]
 
 
@@ -80,6 +80,20 @@ def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
         [sys.executable, "-m", "playment_datasets", *args], cwd=str(cwd or WORKTREE),
         env=env or child_env("unused-key"), capture_output=True, text=True, timeout=timeout,
     )
+
+
+def cli_many(*argvs: list[str], env: dict[str, str] | None = None,
+             timeout: float = 180) -> list[subprocess.CompletedProcess[str]]:
+    """Several CLI commands at once (each in its own child process), in order."""
+    procs = [subprocess.Popen([sys.executable, "-m", "playment_datasets", *argv],
+                              cwd=str(WORKTREE), env=env or child_env("unused-key"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for argv in argvs]  # fmt: skip
+    done = []
+    for argv, proc in zip(argvs, procs, strict=True):
+        out, err = proc.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(argv, proc.returncode, out, err))
+    return done
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
