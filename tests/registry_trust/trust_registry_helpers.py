@@ -82,11 +82,11 @@ def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
     )
 
 
-def cli_many(*argvs: list[str], env: dict[str, str] | None = None,
+def cli_many(*argvs: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
              timeout: float = 180) -> list[subprocess.CompletedProcess[str]]:
     """Several CLI commands at once (each in its own child process), in order."""
     procs = [subprocess.Popen([sys.executable, "-m", "playment_datasets", *argv],
-                              cwd=str(WORKTREE), env=env or child_env("unused-key"),
+                              cwd=str(cwd or WORKTREE), env=env or child_env("unused-key"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for argv in argvs]  # fmt: skip
     done = []
