@@ -279,7 +279,9 @@ def _remove_stale_staging(reg: RegistryDir, days: float, report: GcReport) -> No
                 lock.release()
 
 
-def _remove_temps(reg: RegistryDir, now: float, grace: float, report: GcReport) -> None:
+def _remove_temps(
+    reg: RegistryDir, now: float, grace: float, pull_started: float | None, report: GcReport
+) -> None:
     temps: list[Path] = []
     if unsafe_reason(reg.root, reg.objects.root) is None:
         for sub in _entries(reg.objects.root):
@@ -292,6 +294,8 @@ def _remove_temps(reg: RegistryDir, now: float, grace: float, report: GcReport) 
             st = tmp.lstat()
         except FileNotFoundError:
             continue  # renamed into place while we scanned
+        if pull_started is not None and st.st_mtime >= pull_started - _CLOCK_SLACK:
+            continue  # maybe an object a running pull is writing right now
         if stat.S_ISREG(st.st_mode) and now - st.st_mtime >= grace:
             report.temp_files_removed.append(tmp.relative_to(reg.root).as_posix())
             if not report.dry_run:
@@ -309,7 +313,7 @@ def collect_garbage(
 
     An object is kept when any indexed version or any staging journal references it,
     when it is younger than ``grace_seconds``, or when a staging lock is held and the
-    object is no older than that pull. Staging areas untouched for
+    object is no older than that pull (so are temporary files). Staging areas untouched for
     ``stale_staging_days`` are removed when that is given and no pull holds them. Runs
     under the registry lock, so no commit interleaves; see the module docstring for
     when it stops without deleting anything.
@@ -339,7 +343,7 @@ def collect_garbage(
             if not dry_run:
                 path.unlink(missing_ok=True)
         _collect_orphans(reg, index, report)
-        _remove_temps(reg, now, grace_seconds, report)
+        _remove_temps(reg, now, grace_seconds, pull_started, report)
     logger.info("gc: %r", report)
     return report
 
