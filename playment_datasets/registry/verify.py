@@ -37,7 +37,7 @@ from playment_datasets.registry.store import is_sha256, sha256_file
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VerifyProblem", "VerifyReport", "verify_registry"]
+__all__ = ["VerifyProblem", "VerifyReport", "select_versions", "verify_registry"]
 
 
 @dataclass(frozen=True)
@@ -187,30 +187,44 @@ def _verify_version(
             problem(reg.objects.path(sha), bad[0], sha, bad[1])
 
 
+def select_versions(
+    read_index: Callable[[], dict[str, Any]],
+    entry_of: Callable[[dict[str, Any], str], dict[str, Any]],
+    batch_id: str | None,
+    version: int | str | None,
+    report: VerifyReport,
+) -> list[tuple[str, dict[str, Any], list[int]]]:
+    """``(batch, index entry, version numbers)`` to verify; an unreadable index becomes a
+    problem of ``report`` (and nothing is selected). Unknown batches and versions raise
+    DatasetNotFoundError. Shared by local and remote registries."""
+    if version is not None and batch_id is None:
+        raise ValueError("verify(version=...) needs a batch_id as well")
+    try:
+        index = read_index()
+    except RegistryError as exc:
+        report.problems.append(
+            VerifyProblem("registry.json", "unreadable", "a readable JSON index", str(exc))
+        )
+        return []
+    selected = []
+    for b in [batch_id] if batch_id is not None else sorted(index["batches"]):
+        entry = entry_of(index, b)
+        ns = [version_in(entry, b, version)] if version is not None else sorted(
+            int(v) for v in entry["versions"]
+        )
+        selected.append((b, entry, ns))
+    return selected
+
+
 def verify_registry(
     reg: RegistryDir, batch_id: str | None, version: int | str | None
 ) -> VerifyReport:
     """Check the selected versions; see the module docstring. An unknown batch or
     version raises DatasetNotFoundError; corruption never raises."""
     report = VerifyReport()
-    if version is not None and batch_id is None:
-        raise ValueError("verify(version=...) needs a batch_id as well")
-    try:
-        index = reg.read()
-    except RegistryError as exc:
-        report.problems.append(
-            VerifyProblem("registry.json", "unreadable", "a readable JSON index", str(exc))
-        )
-        return report
-    selected: list[tuple[str, dict[str, Any], int]] = []
-    for b in [batch_id] if batch_id is not None else sorted(index["batches"]):
-        entry = reg.entry(index, b)  # raises DatasetNotFoundError for an unknown batch
-        ns = [version_in(entry, b, version)] if version is not None else sorted(
-            int(v) for v in entry["versions"]
-        )
-        selected += [(b, entry, n) for n in ns]
+    selected = select_versions(reg.read, reg.entry, batch_id, version, report)
     seen_objects: dict[str, tuple[str, str | None] | None] = {}
-    for b, entry, n in selected:
+    for b, entry, n in ((b, e, n) for b, e, ns in selected for n in ns):
         report.versions_checked.append((b, n))
         try:
             _verify_version(reg, report, b, entry, n, seen_objects)
@@ -222,9 +236,9 @@ def verify_registry(
                 version_rel(entry["project_id"], b, n), "unreadable", "a readable version",
                 f"{type(exc).__name__}: {exc}", b, n,
             ))  # fmt: skip
-    indexed = {
-        (b, int(v)) for b, entry in index["batches"].items() for v in entry["versions"]
-    }
+    if report.problems and not selected:
+        return report  # the index itself is unreadable
+    indexed = {(b, int(v)) for b, entry, _ in selected for v in entry["versions"]}
     report.orphans = [
         path.relative_to(reg.root).as_posix()
         for _, b, n, path, problem in scan_version_dirs(reg.root)

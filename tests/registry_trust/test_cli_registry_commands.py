@@ -7,31 +7,22 @@ import json
 from pathlib import Path
 
 import pytest
-from trust_registry_helpers import (
+from trust_registry_helpers import (  # noqa: F401 - fixtures
     Built,
-    build_registry,
+    built_fixture,
+    child_env,
     cli_many,
-    copy_registry,
     object_files,
     one_line_error,
+    pristine_fixture,
 )
 
+from playment_datasets.cli import render_docs
 from playment_datasets.emulator import Emulator
 from playment_datasets.registry.registry import Registry
 
-from reliability_helpers import child_env  # isort: skip  (on sys.path via the helpers)
 
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    return build_registry(tmp_path_factory.mktemp("pristine") / "reg")
-
-
-@pytest.fixture()
-def built(pristine: Built, tmp_path: Path) -> Built:
-    return copy_registry(pristine, tmp_path / "reg")
-
-
+@pytest.mark.slow
 def test_tag_untag_remove_gc_repair_in_child_processes(built: Built) -> None:
     reg = ["--registry", str(built.root), "--json"]
     tag, = cli_many(["tag", f"{built.a}@2", "silver", *reg])
@@ -86,37 +77,57 @@ def test_human_output_and_unknown_version(built: Built) -> None:
     assert usage.returncode == 2 and "BATCH_ID@VERSION" in usage.stderr
 
 
-def test_registry_path_empty_file_or_missing_is_one_line(tmp_path: Path) -> None:
+def _path_cases(tmp_path: Path, emu: Emulator) -> dict[str, tuple[list[str], tuple[str, ...]]]:
+    """name -> (command line, what its one-line error must say)."""
     a_file = tmp_path / "registry.txt"
     a_file.write_text("not a registry", encoding="utf-8")
     missing = tmp_path / "no-such-registry"
+    pull = ["pull", emu.project_id, emu.batch_id, "--base-url", emu.base_url, "--no-progress"]
+    empty, is_file, absent = ("registry path is empty",), (str(a_file), "is a file"), (
+        str(missing), "does not exist")
+    return {
+        "list-empty": (["list", "--registry", ""], empty),
+        "pull-empty": ([*pull, "--registry", ""], empty),
+        "list-file": (["list", "--registry", str(a_file)], is_file),
+        "pull-file": ([*pull, "--registry", str(a_file)], is_file),
+        "list-missing": (["list", "--registry", str(missing)], absent),
+        "verify-missing": (["verify", "--registry", str(missing)], absent),
+        "gc-missing": (["gc", "--registry", str(missing)], absent),
+        "repair-missing": (["repair", "--registry", str(missing)], absent),
+    }
+
+
+def _check_path_cases(tmp_path: Path, names: list[str] | None) -> None:
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     with Emulator(jobs=4, seed=5) as emu:
-        pull = ["pull", emu.project_id, emu.batch_id, "--base-url", emu.base_url,
-                "--no-progress"]
-        procs = cli_many(
-            ["list", "--registry", ""], [*pull, "--registry", ""],
-            ["list", "--registry", str(a_file)], [*pull, "--registry", str(a_file)],
-            ["list", "--registry", str(missing)], ["verify", "--registry", str(missing)],
-            ["gc", "--registry", str(missing)], ["repair", "--registry", str(missing)],
-            env=child_env(emu.api_key), cwd=cwd,
-        )
+        cases = _path_cases(tmp_path, emu)
+        picked = {k: v for k, v in cases.items() if names is None or k in names}
+        procs = cli_many(*(argv for argv, _ in picked.values()), env=child_env(emu.api_key),
+                         cwd=cwd)
         assert emu.stats.requests.get("storage", 0) == 0
-    for proc in procs[:2]:
-        one_line_error(proc, "registry path is empty")
-    for proc in procs[2:4]:
-        one_line_error(proc, str(a_file), "is a file")
-    for proc in procs[4:]:
-        one_line_error(proc, str(missing), "does not exist")
+    for (_, needles), proc in zip(picked.values(), procs, strict=True):
+        one_line_error(proc, *needles)
     assert list(cwd.iterdir()) == []  # nothing was written into the current directory
-    assert not missing.exists()
+    assert not (tmp_path / "no-such-registry").exists()
+
+
+def test_registry_path_empty_file_or_missing_is_one_line(tmp_path: Path) -> None:
+    _check_path_cases(tmp_path, ["pull-empty", "list-file", "list-missing"])
+
+
+@pytest.mark.slow
+def test_registry_path_checks_of_every_command(tmp_path: Path) -> None:
+    _check_path_cases(tmp_path, None)
 
 
 def test_every_new_command_has_help_with_an_example() -> None:
-    procs = cli_many(*([name, "--help"] for name in ("remove", "gc", "tag", "untag", "repair")))
-    for proc in procs:
-        assert proc.returncode == 0, proc.stderr
-        assert "example:\n  playment-datasets " in proc.stdout
-        assert "--json" in proc.stdout and "--registry" in proc.stdout
-    assert "--grace-seconds N" in procs[1].stdout and "--dry-run" in procs[1].stdout
+    proc, = cli_many(["gc", "--help"])
+    assert proc.returncode == 0, proc.stderr
+    assert "example:\n  playment-datasets gc --dry-run" in proc.stdout
+    assert "--grace-seconds N" in proc.stdout and "--json" in proc.stdout
+    docs = render_docs()  # what docs/cli.md holds (test_cli checks it is current)
+    for name in ("remove", "gc", "tag", "untag", "repair"):
+        section = docs.split(f"## `playment-datasets {name}`")[1].split("\n## ")[0]
+        assert f"example:\n  playment-datasets {name}" in section, name
+        assert "--registry PATH" in section and "--json" in section, name

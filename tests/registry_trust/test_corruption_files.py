@@ -8,23 +8,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from trust_registry_helpers import (
+from trust_registry_helpers import (  # noqa: F401 - fixtures
     Built,
-    build_registry,
+    built_fixture,
+    child_env,
     cli_many,
     copy_registry,
     one_line_error,
+    pristine_fixture,
 )
-
-from reliability_helpers import child_env  # isort: skip  (on sys.path via the helpers)
 
 from playment_datasets.emulator import Emulator
 from playment_datasets.registry.registry import Registry
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    return build_registry(tmp_path_factory.mktemp("pristine") / "reg")
 
 
 def _manifest(built: Built) -> Path:

@@ -10,12 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from trust_registry_helpers import WORKTREE
+from trust_registry_helpers import WORKTREE, child_env
 
 from playment_datasets.emulator import Emulator
 from playment_datasets.registry.registry import Registry
-
-from reliability_helpers import child_env  # isort: skip  (on sys.path via the helpers)
 
 
 def _age(path: Path, seconds: float) -> None:
@@ -85,5 +83,5 @@ def test_gc_with_no_grace_during_a_real_pull(tmp_path: Path) -> None:
     assert ds.counts["jobs"] == 400 and served >= 300
     report = reg.verify(emu.batch_id)
     assert report.ok, report
-    print(f"gc calls during the pull: {calls}, garbage removed: {len(removed)}, "
-          f"bodies served: {served}, verify: {report!r}")
+    sys.stderr.write(f"gc calls during the pull: {calls}, garbage removed: {len(removed)}, "
+                     f"bodies served: {served}, verify: {report!r}\n")

@@ -10,31 +10,20 @@ import shutil
 from pathlib import Path
 
 import pytest
-from trust_registry_helpers import (
+from trust_registry_helpers import (  # noqa: F401 - fixtures
     Built,
-    build_registry,
+    built_fixture,
     cli,
-    copy_registry,
+    do_pull,
     edit_index,
     object_files,
     one_line_error,
+    pristine_fixture,
 )
 
 from playment_datasets.emulator import Emulator
 from playment_datasets.errors import CorruptDatasetError
 from playment_datasets.registry.registry import Registry
-
-from reliability_helpers import do_pull  # isort: skip  (on sys.path via the helpers)
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    return build_registry(tmp_path_factory.mktemp("pristine") / "reg")
-
-
-@pytest.fixture()
-def built(pristine: Built, tmp_path: Path) -> Built:
-    return copy_registry(pristine, tmp_path / "reg")
 
 
 def test_deleted_index_stops_gc_and_pull_and_repair_brings_every_version_back(

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 
 from reliability_helpers import WORKTREE, child_env, do_pull  # noqa: E402
@@ -18,8 +20,9 @@ from reliability_helpers import WORKTREE, child_env, do_pull  # noqa: E402
 from playment_datasets.emulator import Emulator  # noqa: E402
 from playment_datasets.registry.registry import Registry  # noqa: E402
 
-__all__ = ["Built", "WORKTREE", "build_registry", "cli", "cli_many", "copy_registry", "one_line_error",
-           "object_files", "edit_index"]
+__all__ = ["WORKTREE", "Built", "build_registry", "built_fixture", "child_env", "cli",
+           "cli_many", "copy_registry", "do_pull", "edit_index", "object_files",
+           "one_line_error", "pristine_fixture"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,18 @@ def build_registry(root: Path) -> Built:
         do_pull(emu_b, root)
         Registry(root).tag(emu_a.batch_id, 1, "gold")
         return Built(root, emu_a.project_id, emu_a.batch_id, emu_b.project_id, emu_b.batch_id)
+
+
+@pytest.fixture(scope="module", name="pristine")
+def pristine_fixture(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """A registry built once per test module (never damaged: tests damage copies)."""
+    return build_registry(tmp_path_factory.mktemp("pristine") / "reg")
+
+
+@pytest.fixture(name="built")
+def built_fixture(pristine: Built, tmp_path: Path) -> Built:
+    """A fresh copy of :func:`pristine` for one test to damage."""
+    return copy_registry(pristine, tmp_path / "reg")
 
 
 def _job() -> Any:
