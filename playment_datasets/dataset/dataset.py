@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,16 @@ _MANIFEST_KEYS = {"version": int, "project_id": str, "batch_id": str, "content_i
                   "tables": list, "counts": dict, "jobs": dict}  # fmt: skip
 
 
+_TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
 def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
     if isinstance(manifest, dict):
         bad = [k for k, t in _MANIFEST_KEYS.items()
                if not isinstance(manifest.get(k), t) or isinstance(manifest.get(k), bool)]
+        if not bad and not all(isinstance(t, str) and _TABLE_NAME.fullmatch(t)
+                               for t in manifest["tables"]):  # names become file names
+            bad = ["'tables' to hold plain table names"]
     else:
         bad = [f"an object (got a JSON {type(manifest).__name__})"]
     if bad:

@@ -112,6 +112,13 @@ def _check_table(path: Path, rows: Any, problem: _Problem) -> None:
         problem(path, "mismatch", f"{rows} rows (manifest counts)", f"{got} rows")
 
 
+def _plain(name: object) -> bool:
+    """A file or table name that stays inside its version directory."""
+    return isinstance(name, str) and name.strip(".") != "" and not any(
+        c in name for c in "/\\\0"
+    ) and not name.startswith("..")
+
+
 def _verify_version(
     reg: RegistryDir,
     report: VerifyReport,
@@ -152,13 +159,16 @@ def _verify_version(
     if content_id_of(jobs) != manifest["content_id"]:
         problem(mpath, "mismatch", manifest["content_id"], content_id_of(jobs))
     files, counts = manifest["files"], manifest["counts"]
-    tables = {f"{t}.parquet": t for t in manifest["tables"] if isinstance(t, str)}
+    tables = {f"{t}.parquet": t for t in manifest["tables"] if _plain(t)}
+    for t in manifest["tables"]:
+        if not _plain(t):
+            problem(mpath, "unsafe", "a plain table name", repr(t))
     for fname in sorted(set(tables) - set(files)):
         problem(vdir / fname, "missing", "an entry in manifest files", None)
     for fname, finfo in sorted(files.items()):
         report.files_checked += 1
         path = vdir / fname
-        if "/" in fname or "\\" in fname or fname in ("", ".", ".."):
+        if not _plain(fname):
             problem(mpath, "unsafe", "a file name", repr(fname))
             continue
         if not isinstance(finfo, dict) or not is_sha256(finfo.get("sha256")):

@@ -62,6 +62,9 @@ CORRUPTIONS: dict[str, tuple[Callable[[Built], None], Callable[[Built], str], st
         lambda b: _edit_manifest(b, lambda m: m["counts"].update(annotations=10**6)),
         lambda b: (b.vdir("a", 2) / "annotations.parquet").relative_to(b.root).as_posix(),
         "mismatch"),
+    "manifest-table-outside": (
+        lambda b: _edit_manifest(b, lambda m: m["tables"].append("../../../../escape")),
+        lambda b: _manifest(b).relative_to(b.root).as_posix(), "unsafe"),
     "parquet-truncated": (
         lambda b: (b.vdir("a", 2) / "annotations.parquet").write_bytes(b"PAR1 torn"),
         lambda b: (b.vdir("a", 2) / "annotations.parquet").relative_to(b.root).as_posix(),
@@ -122,6 +125,8 @@ EXPECTED: dict[str, dict[str, tuple[str, ...]]] = {
                            "gc": ("manifest.json", "gc stopped", "remove")},
     "parquet-truncated": dict.fromkeys(["show", "diff", "export"],
                                        ("annotations.parquet", "remove or re-pull")),
+    "manifest-table-outside": dict.fromkeys(["show", "diff", "export"],
+                                            ("manifest.json", "plain table names")),
 }
 
 
