@@ -166,10 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("remove")
     p.add_argument("dataset", metavar="BATCH_ID@VERSION", help="version: number or tag")
     p = add("gc")
-    p.add_argument("--grace-seconds", type=_non_negative, default=3600.0, metavar="N",
+    p.add_argument("--grace-seconds", type=_seconds, default=3600.0, metavar="N",
                    help="keep unreferenced objects younger than N seconds (default 3600)")
-    p.add_argument("--stale-staging-days", type=_non_negative, default=None, metavar="D",
-                   help="also remove staging areas of interrupted pulls untouched for D days")
     p.add_argument("--dry-run", action="store_true", help="report what would go; delete nothing")
     p = add("tag")
     p.add_argument("dataset", metavar="BATCH_ID@VERSION", help="version: number, tag or latest")
@@ -200,13 +198,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _non_negative(text: str) -> float:
+def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
     return value
 
 
@@ -262,7 +260,6 @@ def _registry(args: argparse.Namespace, *, must_exist: bool = True) -> Any:
 def cmd_pull(args: argparse.Namespace) -> int:
     from playment_datasets.pull.orchestrate import DEFAULT_WORKERS, pull
 
-    _registry(args, must_exist=False)  # an empty path or a file fails before any request
     ds = pull(
         args.project_id, args.batch_id, base_url=args.base_url, registry=args.registry,
         workers=args.workers or DEFAULT_WORKERS, rate_limit=args.rate_limit,
@@ -347,8 +344,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    report = _registry(args).gc(dry_run=args.dry_run, grace_seconds=args.grace_seconds,
-                                stale_staging_days=args.stale_staging_days)
+    report = _registry(args).gc(dry_run=args.dry_run, grace_seconds=args.grace_seconds)
     data = {"dry_run": report.dry_run, **report.summary(), "skipped_paths": report.skipped}
     _emit(args, data, lambda d: "\n".join(
         [("would remove (dry run):" if d["dry_run"] else "removed:"),
@@ -576,6 +572,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.command not in ("emulator", "demo"):  # demo checks its own (default: a temp dir)
+            _registry(args, must_exist=False)  # an empty path or a file: before any request
         return HANDLERS[args.command](args)
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume where it stopped",
