@@ -80,6 +80,26 @@ COMMANDS: dict[str, dict[str, str]] = {
         "help": "re-hash stored files and report corruption",
         "example": "playment-datasets verify 468b6ae3-…",
     },
+    "remove": {
+        "help": "delete one version (its raw objects stay until gc)",
+        "example": "playment-datasets remove 468b6ae3-…@1",
+    },
+    "gc": {
+        "help": "delete raw objects, orphan versions and temporary files nothing needs",
+        "example": "playment-datasets gc --dry-run",
+    },
+    "tag": {
+        "help": "point a tag at a version (moving it if it exists)",
+        "example": "playment-datasets tag 468b6ae3-…@2 gold",
+    },
+    "untag": {
+        "help": "remove a tag of a batch (the version stays)",
+        "example": "playment-datasets untag 468b6ae3-… gold",
+    },
+    "repair": {
+        "help": "rebuild registry.json from the manifests of the version directories",
+        "example": "playment-datasets repair",
+    },
     "export": {
         "help": "export a version to COCO, YOLO or CSV",
         "example": "playment-datasets export 468b6ae3-… --format coco --out coco/ "
@@ -158,6 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("verify")
     p.add_argument("dataset", nargs="?", metavar="BATCH_ID[@VERSION]",
                    help="what to verify (default: every version)")
+    p = add("remove")
+    p.add_argument("dataset", metavar="BATCH_ID@VERSION", help="version: number or tag")
+    p = add("gc")
+    p.add_argument("--grace-seconds", type=_seconds, default=3600.0, metavar="N",
+                   help="keep unreferenced objects younger than N seconds (default 3600)")
+    p.add_argument("--dry-run", action="store_true", help="report what would go; delete nothing")
+    p = add("tag")
+    p.add_argument("dataset", metavar="BATCH_ID@VERSION", help="version: number, tag or latest")
+    p.add_argument("name", help="tag name: a letter or '_', then letters, digits, '.', '_', '-'")
+    p = add("untag")
+    p.add_argument("batch_id", metavar="BATCH_ID")
+    p.add_argument("name", help="the tag to remove")
+    add("repair")
     p = add("export")
     p.add_argument("dataset", metavar="BATCH_ID[@VERSION]")
     p.add_argument("--format", required=True, choices=("coco", "yolo", "csv"))
@@ -269,10 +302,19 @@ def parse_dataset_ref(text: str, *, require_version: bool = False) -> tuple[str,
 # -- commands -----------------------------------------------------------------------
 
 
-def _registry(args: argparse.Namespace):
-    from playment_datasets.registry.registry import Registry
+def _registry(args: argparse.Namespace, *, must_exist: bool = True) -> Any:
+    """The Registry of ``--registry``; with ``must_exist`` a missing directory is an
+    error rather than an empty registry (a mistyped path must not look empty)."""
+    from playment_datasets.registry.registry import Registry, _is_remote_url
 
-    return Registry(args.registry)
+    reg = Registry(args.registry)  # refuses an empty path and a file
+    if must_exist and not (args.registry and _is_remote_url(args.registry)):
+        if not reg.root.is_dir():
+            raise ConfigurationError(
+                f"no registry at {reg.root}: the directory does not exist. Check --registry "
+                "(or PLAYMENT_DATASETS_HOME), or pull a batch first."
+            )
+    return reg
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -335,14 +377,74 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+VERIFY_REMEDY = (
+    "to fix: a damaged registry.json -> 'playment-datasets repair'; a damaged version -> "
+    "'playment-datasets remove BATCH@VERSION' and pull it again; missing objects -> pull the "
+    "batch again"
+)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     batch, version = parse_dataset_ref(args.dataset) if args.dataset else (None, None)
     report = _registry(args).verify(batch, version if batch else None)
     problems = [vars(p) if hasattr(p, "__dict__") else p for p in report.problems]
     data = {"ok": report.ok, "checked": getattr(report, "checked", None), "problems": problems}
     _emit(args, data, lambda d: "ok: every file matches its manifest" if d["ok"]
-          else "CORRUPT:\n" + render_table(d["problems"]))
+          else "CORRUPT:\n" + render_table(d["problems"]) + "\n" + VERIFY_REMEDY)
     return EXIT_OK if report.ok else EXIT_USER
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    batch, version = parse_dataset_ref(args.dataset, require_version=True)
+    reg = _registry(args)
+    _, n = reg.resolve(batch, version)
+    reg.remove(batch, n)
+    _emit(args, {"batch_id": batch, "version": n, "removed": True},
+          lambda d: f"removed {d['batch_id']} v{d['version']}; its raw objects stay until "
+                    "'playment-datasets gc'")
+    return EXIT_OK
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    report = _registry(args).gc(dry_run=args.dry_run, grace_seconds=args.grace_seconds)
+    data = {"dry_run": report.dry_run, **report.summary(), "skipped_paths": report.skipped}
+    _emit(args, data, lambda d: "\n".join(
+        [("would remove (dry run):" if d["dry_run"] else "removed:"),
+         render_mapping({k: v for k, v in d.items() if k not in ("dry_run", "skipped_paths")}),
+         *(f"skipped {line}" for line in d["skipped_paths"])]))
+    return EXIT_OK
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    batch, version = parse_dataset_ref(args.dataset, require_version=True)
+    reg = _registry(args)
+    reg.tag(batch, version, args.name)
+    _, n = reg.resolve(batch, args.name)
+    _emit(args, {"batch_id": batch, "version": n, "tag": args.name},
+          lambda d: f"tagged {d['batch_id']} v{d['version']} as {d['tag']!r}")
+    return EXIT_OK
+
+
+def cmd_untag(args: argparse.Namespace) -> int:
+    _registry(args).untag(args.batch_id, args.name)
+    _emit(args, {"batch_id": args.batch_id, "tag": args.name, "removed": True},
+          lambda d: f"removed tag {d['tag']!r} of {d['batch_id']}")
+    return EXIT_OK
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    report = _registry(args).repair()
+    _emit(args, report.to_dict(), render_repair)
+    return EXIT_OK
+
+
+def render_repair(d: dict[str, Any]) -> str:
+    lines = [f"old registry.json: {d['old_index']}",
+             f"indexed {len(d['versions'])} version(s) from their manifests"
+             + ("" if d["changed"] else "; the index was already right")]  # fmt: skip
+    for key in ("added", "removed", "fixed", "tags_kept", "tags_dropped", "skipped"):
+        lines += [f"{key.replace('_', ' ')}: {item}" for item in d[key]]
+    return "\n".join(lines)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -464,7 +566,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from playment_datasets.emulator import Emulator
     from playment_datasets.pull.orchestrate import pull
 
-    registry = args.registry or tempfile.mkdtemp(prefix="playment-demo-")
+    registry = args.registry if args.registry is not None else tempfile.mkdtemp(
+        prefix="playment-demo-")
+    _registry(argparse.Namespace(registry=registry), must_exist=False)
     with Emulator(jobs=args.jobs, seed=7) as emu:
         ds = pull(emu.project_id, emu.batch_id, api_key=emu.api_key, base_url=emu.base_url,
                   registry=registry, progress=False if args.json else None)
@@ -602,6 +706,8 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list": cmd_list, "show": cmd_show, "diff": cmd_diff,
     "verify": cmd_verify, "export": cmd_export, "media": cmd_media, "check": cmd_check,
     "emulator": cmd_emulator, "demo": cmd_demo,
+    "remove": cmd_remove, "gc": cmd_gc, "tag": cmd_tag, "untag": cmd_untag,
+    "repair": cmd_repair,
 }
 
 
@@ -614,6 +720,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.command not in ("emulator", "demo"):  # demo checks its own (default: a temp dir)
+            _registry(args, must_exist=False)  # an empty path or a file: before any request
         return HANDLERS[args.command](args)
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume where it stopped",
@@ -632,8 +740,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PlaymentDatasetsError, ConfigurationError) as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER
+    except Exception as exc:  # noqa: BLE001 - never a raw traceback without --debug
+        if args.debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {_one_line(str(exc))}; the registry "
+              "may be damaged: run 'playment-datasets verify' (or --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_USER
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def render_docs() -> str:

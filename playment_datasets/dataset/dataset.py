@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,11 +73,41 @@ def read_json(path: Path, what: str) -> Any:
     """Read a JSON file, turning a parse error into a RegistryError that names the file."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        kind = "UTF-8" if isinstance(exc, UnicodeDecodeError) else "JSON"
         raise RegistryError(
-            f"{what} {path} is not valid JSON ({exc}); expected a file written by "
+            f"{what} {path} is not valid {kind} ({exc}); expected a file written by "
             "playment_datasets. Run verify() to see what else is damaged."
         ) from None
+    except IsADirectoryError:
+        raise RegistryError(
+            f"{what} {path} is a directory; expected a JSON file written by playment_datasets."
+        ) from None
+
+
+#: Manifest keys a Dataset relies on, and their JSON types.
+_MANIFEST_KEYS = {"version": int, "project_id": str, "batch_id": str, "content_id": str,
+                  "tables": list, "counts": dict, "jobs": dict}  # fmt: skip
+
+
+_TABLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
+    if isinstance(manifest, dict):
+        bad = [k for k, t in _MANIFEST_KEYS.items()
+               if not isinstance(manifest.get(k), t) or isinstance(manifest.get(k), bool)]
+        if not bad and not all(isinstance(t, str) and _TABLE_NAME.fullmatch(t)
+                               for t in manifest["tables"]):  # names become file names
+            bad = ["'tables' to hold plain table names"]
+    else:
+        bad = [f"an object (got a JSON {type(manifest).__name__})"]
+    if bad:
+        raise CorruptDatasetError(
+            f"manifest {path} is damaged: expected {', '.join(bad)}. Run verify(), then "
+            "remove or re-pull that version."
+        )
+    return manifest
 
 
 class Dataset:
@@ -100,7 +131,9 @@ class Dataset:
                 f"{manifest_path} is missing; expected every version directory to hold a "
                 "manifest.json. Run verify() and remove or re-pull that version."
             )
-        self.manifest: dict[str, Any] = read_json(manifest_path, "manifest")
+        self.manifest: dict[str, Any] = _check_manifest(
+            read_json(manifest_path, "manifest"), manifest_path
+        )
         self._cache: dict[str, pd.DataFrame] = {}
 
     # -- identity ------------------------------------------------------------------
@@ -156,6 +189,11 @@ class Dataset:
             raise CorruptDatasetError(
                 f"{path} is missing from {self.batch_id} v{self.version}; run verify() and "
                 "remove or re-pull that version."
+            ) from None
+        except (pa.ArrowException, OSError) as exc:
+            raise CorruptDatasetError(
+                f"{path} of {self.batch_id} v{self.version} is unreadable ({exc}); run "
+                "verify(), then remove or re-pull that version."
             ) from None
 
     def table(

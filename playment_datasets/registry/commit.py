@@ -370,6 +370,8 @@ def commit_staging(
             source=source, extra=extra,
         )
         atomic_write_json(staging.tables_path / "manifest.json", manifest)
+        if not reg.index_path.exists():  # so a crash below leaves an orphan, not a lost index
+            reg.write(index)
         _crash_point("before-rename")
         dest = reg.batch_dir(project_id, batch_id) / f"v{version}"
         dest.parent.mkdir(parents=True, exist_ok=True)

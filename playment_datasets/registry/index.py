@@ -28,9 +28,17 @@ from playment_datasets.dataset.dataset import Dataset, read_json
 from playment_datasets.errors import CorruptDatasetError, DatasetNotFoundError, RegistryError
 from playment_datasets.registry.lock import FileLock
 from playment_datasets.registry.media import MediaIndex
+from playment_datasets.registry.paths import scan_version_dirs, unsafe_reason, version_rel
 from playment_datasets.registry.store import ObjectStore, atomic_write_json
 
-__all__ = ["INDEX_FORMAT", "RegistryDir", "check_index", "find_entry", "version_in"]
+__all__ = [
+    "INDEX_FORMAT",
+    "REPAIR_HINT",
+    "RegistryDir",
+    "check_index",
+    "find_entry",
+    "version_in",
+]
 
 _T = TypeVar("_T")
 
@@ -40,15 +48,51 @@ INDEX_FORMAT = 1
 _VERSION_RE = re.compile(r"v?(\d{1,9})")
 
 
+#: What to do about a damaged or missing registry.json.
+REPAIR_HINT = (
+    "run `playment-datasets repair` (Registry.repair()) to rebuild it from the manifests"
+)
+
+
+def _shape_problem(index: dict[str, Any]) -> str | None:
+    """Where a format-1 index departs from the shape this library writes (None: fine)."""
+    batches = index["batches"]
+    if not isinstance(batches, dict):
+        return f"'batches' is a {type(batches).__name__}, expected an object"
+    for batch_id, entry in batches.items():
+        at = f"batches[{batch_id!r}]"
+        if not isinstance(entry, dict):
+            return f"{at} is a {type(entry).__name__}, expected an object"
+        if not isinstance(entry.get("project_id"), str):
+            return f"{at} has no project_id string"
+        versions, tags = entry.get("versions"), entry.setdefault("tags", {})
+        if not isinstance(versions, dict) or not isinstance(tags, dict):
+            return f"{at} needs 'versions' and 'tags' objects"
+        for v, info in versions.items():
+            if not (isinstance(v, str) and v.isdigit() and isinstance(info, dict)):
+                return f"{at}.versions[{v!r}] is not a numbered version record"
+            for key in ("content_id", "path", "created_at"):
+                if not isinstance(info.get(key), str):
+                    return f"{at}.versions[{v!r}] has no {key} string"
+        for name, v in tags.items():
+            if isinstance(v, bool) or not isinstance(v, int):
+                return f"{at}.tags[{name!r}] is {v!r}, expected a version number"
+    return None
+
+
 def check_index(index: Any, where: object) -> dict[str, Any]:
-    """A parsed registry.json, checked to be of the format this library reads."""
+    """A parsed registry.json, checked to be of the format and shape this library reads."""
     if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
         got = index.get("format") if isinstance(index, dict) else type(index).__name__
         raise RegistryError(
             f"registry index {where} has format {got!r}; this library reads format "
-            f"{INDEX_FORMAT}. Upgrade playment_datasets or point it at another registry."
+            f"{INDEX_FORMAT}. Upgrade playment_datasets, point it at another registry, or "
+            f"{REPAIR_HINT}."
         )
     index.setdefault("batches", {})
+    problem = _shape_problem(index)
+    if problem is not None:
+        raise CorruptDatasetError(f"registry index {where} is damaged: {problem}; {REPAIR_HINT}.")
     return index
 
 
@@ -137,9 +181,26 @@ class RegistryDir:
             yield
 
     def read(self) -> dict[str, Any]:
-        if not self.index_path.exists():
+        """The parsed, checked index; CorruptDatasetError when it is unreadable, or
+        missing while ``datasets/`` holds versions (it was deleted: nothing may then
+        take the registry for empty)."""
+        try:
+            raw = read_json(self.index_path, "registry index")
+        except FileNotFoundError:
+            found = sum(1 for *_, problem in scan_version_dirs(self.root) if problem is None)
+            if found:
+                raise CorruptDatasetError(
+                    f"registry index {self.index_path} is missing but {self.root / 'datasets'} "
+                    f"holds {found} version director{'y' if found == 1 else 'ies'}; "
+                    f"{REPAIR_HINT}."
+                ) from None
             return {"format": INDEX_FORMAT, "batches": {}}
-        return check_index(read_json(self.index_path, "registry index"), self.index_path)
+        except (RegistryError, OSError) as exc:
+            detail = str(exc) if isinstance(exc, RegistryError) else exc.strerror or repr(exc)
+            raise CorruptDatasetError(
+                f"registry index {self.index_path} is unreadable ({detail}); {REPAIR_HINT}."
+            ) from None
+        return check_index(raw, self.index_path)
 
     def write(self, index: dict[str, Any]) -> None:
         atomic_write_json(self.index_path, index)
@@ -169,10 +230,28 @@ class RegistryDir:
         project_id, n, _ = version_info(self.read(), batch_id, version, self.location())
         return project_id, n
 
+    def version_dir(self, project_id: str, batch_id: str, n: int, info: dict[str, Any]) -> Path:
+        """The directory of version ``n``, confined to the root: the index's ``path``
+        must be the canonical one and nothing on the way may be a symlink."""
+        rel = version_rel(project_id, batch_id, n)
+        if info.get("path") != rel:
+            raise CorruptDatasetError(
+                f"registry.json puts {batch_id} v{n} at {info.get('path')!r}, but versions "
+                f"live only at {rel!r}; {REPAIR_HINT}."
+            )
+        path = self.root / rel
+        reason = unsafe_reason(self.root, path)
+        if reason is not None:
+            raise CorruptDatasetError(
+                f"{batch_id} v{n} cannot be read safely: {reason}. Move the link away and "
+                "run `playment-datasets repair`, or remove that version."
+            )
+        return path
+
     def load(self, batch_id: str, version: int | str = "latest") -> Dataset:
         """The Dataset of one version: reads only ``manifest.json``; tables load lazily."""
         project_id, n, info = version_info(self.read(), batch_id, version, self.location())
-        ds = Dataset(self.root / info["path"])
+        ds = Dataset(self.version_dir(project_id, batch_id, n, info))
         if ds.content_id != info["content_id"] or ds.version != n:
             raise CorruptDatasetError(
                 f"manifest of {batch_id} v{n} ({ds.path}) does not match registry.json "

@@ -1,20 +1,28 @@
-"""Registry upkeep: verify (re-hash everything), gc (delete what nothing needs) and
-renormalize (rebuild tables from stored raw results without the network).
+"""Registry upkeep: gc (delete what nothing needs) and renormalize (rebuild tables from
+stored raw results without the network); verify lives in ``verify``.
+
+gc deletes only what it can prove unneeded. It stops before deleting anything while the
+index is missing or unreadable, or while any indexed version cannot be read safely (a
+path that leaves the root, a symlink, a damaged manifest); it never deletes through or
+behind a symbolic link; files that vanish while it scans are skipped; and objects of a
+running pull are kept: every sha256 in any staging journal, and — while a staging lock
+is held — every object stored since that pull took its lock.
 
 Example:
     >>> import tempfile
     >>> from playment_datasets.registry.registry import Registry
-    >>> Registry(tempfile.mkdtemp()).verify().ok
-    True
+    >>> Registry(tempfile.mkdtemp()).gc().summary()["objects_removed"]
+    0
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import re
-import shutil
+import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,152 +31,43 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from playment_datasets.dataset.dataset import Dataset, read_json
+from playment_datasets.dataset.dataset import Dataset
 from playment_datasets.errors import CorruptDatasetError, RegistryError, RegistryLockError
-from playment_datasets.registry.index import RegistryDir, version_in
+from playment_datasets.registry.commit import content_id_of
+from playment_datasets.registry.index import RegistryDir
 from playment_datasets.registry.lock import FileLock
 from playment_datasets.registry.media import MEDIA_INDEX, media_refs
-from playment_datasets.registry.staging import content_id_of, open_staging
-from playment_datasets.registry.store import TMP_PREFIX, sha256_file
+from playment_datasets.registry.paths import (
+    read_version_manifest,
+    remove_tree,
+    scan_version_dirs,
+    unsafe_reason,
+)
+from playment_datasets.registry.staging import open_staging
+from playment_datasets.registry.store import TMP_PREFIX
+from playment_datasets.registry.verify import VerifyProblem, VerifyReport, verify_registry
 from playment_datasets.schema import TABLE_NAMES, upgrade_table
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GcReport", "VerifyProblem", "VerifyReport", "collect_garbage", "verify_registry"]
-
-
-# -- verify ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class VerifyProblem:
-    """One damaged file: ``kind`` is ``missing``, ``mismatch`` or ``unreadable``."""
-
-    path: str  # relative to the registry root
-    kind: str
-    expected: str | None
-    got: str | None
-    batch_id: str | None = None
-    version: int | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.batch_id} v{self.version}: " if self.batch_id else ""
-        return f"{where}{self.path}: {self.kind} (expected {self.expected}, got {self.got})"
-
-
-@dataclass
-class VerifyReport:
-    """Result of :meth:`Registry.verify`; ``ok`` is true when no problem was found.
-
-    ``orphans`` lists version directories absent from registry.json (left by a crash
-    before the index update); they are harmless, never loaded, and removed by gc.
-    """
-
-    problems: list[VerifyProblem] = field(default_factory=list)
-    versions_checked: list[tuple[str, int]] = field(default_factory=list)
-    files_checked: int = 0
-    objects_checked: int = 0
-    orphans: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def __repr__(self) -> str:
-        state = "ok" if self.ok else f"{len(self.problems)} problem(s)"
-        return (
-            f"<VerifyReport {state}: {len(self.versions_checked)} version(s), "
-            f"{self.files_checked} file(s), {self.objects_checked} object(s)>"
-        )
-
-    def __str__(self) -> str:
-        return "\n".join([repr(self), *(f"  {p}" for p in self.problems)])
-
-
-def _check_file(path: Path, expected: str) -> tuple[str, str | None] | None:
-    try:
-        got = sha256_file(path)
-    except FileNotFoundError:
-        return "missing", None
-    except OSError as exc:
-        return "unreadable", type(exc).__name__
-    return None if got == expected else ("mismatch", got)
-
-
-def verify_registry(
-    reg: RegistryDir, batch_id: str | None, version: int | str | None
-) -> VerifyReport:
-    """Re-hash every file of the selected versions and every raw object they reference."""
-    report = VerifyReport()
-    rel = lambda p: p.relative_to(reg.root).as_posix()  # noqa: E731
-    try:
-        index = reg.read()
-    except RegistryError as exc:
-        report.problems.append(VerifyProblem("registry.json", "unreadable", "JSON index", str(exc)))
-        return report
-    if version is not None and batch_id is None:
-        raise ValueError("verify(version=...) needs a batch_id as well")
-    selected: list[tuple[str, dict[str, Any], int]] = []
-    batches = [batch_id] if batch_id is not None else sorted(index["batches"])
-    for b in batches:
-        entry = reg.entry(index, b)  # raises DatasetNotFoundError for an unknown batch
-        ns = (
-            [version_in(entry, b, version)]
-            if version is not None
-            else sorted(int(v) for v in entry["versions"])
-        )
-        selected += [(b, entry, n) for n in ns]
-    seen_objects: dict[str, tuple[str, str | None] | None] = {}
-    for b, entry, n in selected:
-        info = entry["versions"][str(n)]
-        vdir = reg.root / info["path"]
-        report.versions_checked.append((b, n))
-
-        def problem(path: Path, kind: str, expected: str | None, got: str | None) -> None:
-            report.problems.append(VerifyProblem(rel(path), kind, expected, got, b, n))  # noqa: B023
-
-        mpath = vdir / "manifest.json"
-        report.files_checked += 1
-        try:
-            manifest = read_json(mpath, "manifest")
-        except FileNotFoundError:
-            problem(mpath, "missing", "manifest.json", None)
-            continue
-        except (OSError, RegistryError, UnicodeDecodeError) as exc:
-            problem(mpath, "unreadable", "JSON manifest", type(exc).__name__)
-            continue
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-            problem(mpath, "unreadable", "JSON manifest", "not a manifest")
-            continue
-        if manifest.get("content_id") != info["content_id"]:
-            problem(mpath, "mismatch", info["content_id"], str(manifest.get("content_id")))
-        jobs = manifest.get("jobs", {})
-        if content_id_of(jobs) != manifest.get("content_id"):
-            problem(mpath, "mismatch", str(manifest.get("content_id")), content_id_of(jobs))
-        for table in manifest.get("tables", []):
-            if f"{table}.parquet" not in manifest["files"]:
-                problem(vdir / f"{table}.parquet", "missing", "an entry in manifest files", None)
-        for fname, finfo in sorted(manifest["files"].items()):
-            report.files_checked += 1
-            bad = _check_file(vdir / fname, finfo["sha256"])
-            if bad:
-                problem(vdir / fname, bad[0], finfo["sha256"], bad[1])
-        for job in jobs.values():
-            sha = job.get("result_sha256")
-            if not sha:
-                continue
-            if sha not in seen_objects:
-                report.objects_checked += 1
-                seen_objects[sha] = _check_file(reg.objects.path(sha), sha)
-            bad = seen_objects[sha]
-            if bad:
-                problem(reg.objects.path(sha), bad[0], sha, bad[1])
-    report.orphans = [rel(p) for p in _orphans(reg, index) if batch_id in (None, p.parent.name)]
-    return report
+__all__ = [
+    "GcReport",
+    "VerifyProblem",
+    "VerifyReport",
+    "collect_garbage",
+    "renormalize_version",
+    "verify_registry",
+]
 
 
 # -- gc ----------------------------------------------------------------------------
 @dataclass
 class GcReport:
-    """What :meth:`Registry.gc` removed (or would remove, with ``dry_run``)."""
+    """What :meth:`Registry.gc` removed (or would remove, with ``dry_run``).
+
+    ``skipped`` lists what gc left alone on purpose (a symlink, an orphan directory
+    that is not a complete version, a staging area in use) with the reason.
+    """
 
     dry_run: bool
     objects_removed: list[str] = field(default_factory=list)
@@ -176,6 +75,7 @@ class GcReport:
     orphan_versions: list[str] = field(default_factory=list)
     staging_removed: list[str] = field(default_factory=list)
     temp_files_removed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
         return {
@@ -184,6 +84,7 @@ class GcReport:
             "orphan_versions": len(self.orphan_versions),
             "staging_removed": len(self.staging_removed),
             "temp_files_removed": len(self.temp_files_removed),
+            "skipped": len(self.skipped),
         }
 
     def __repr__(self) -> str:
@@ -192,79 +93,218 @@ class GcReport:
         return (
             f"<GcReport {verb} {s['objects_removed']} object(s) ({s['bytes_freed']} bytes), "
             f"{s['orphan_versions']} orphan version(s), {s['staging_removed']} staging area(s), "
-            f"{s['temp_files_removed']} temporary file(s)>"
+            f"{s['temp_files_removed']} temporary file(s); {s['skipped']} skipped>"
         )
 
 
-def _orphans(reg: RegistryDir, index: dict[str, Any]) -> list[Path]:
-    indexed = {
-        info["path"] for entry in index["batches"].values() for info in entry["versions"].values()
-    }
-    out = []
-    for vdir in sorted((reg.root / "datasets").glob("*/*/v*")):
-        if (
-            re.fullmatch(r"v\d+", vdir.name)
-            and vdir.relative_to(reg.root).as_posix() not in indexed
-        ):
-            out.append(vdir)
-    return out
+def _stopped(why: str) -> CorruptDatasetError:
+    return CorruptDatasetError(f"gc stopped without deleting anything: {why}")
+
+
+_SHA_IN_TEXT = re.compile(rb"[0-9a-f]{64}")
 
 
 def _journal_refs(path: Path) -> set[str]:
-    refs: set[str] = set()
+    """Every sha256 a staging journal mentions, whatever the shape of its lines: a
+    line gc cannot parse may still name an object a pull needs."""
     try:
-        lines = path.read_bytes().splitlines()
-    except OSError:
-        return refs
-    for line in lines:
+        data = path.read_bytes()
+    except OSError:  # vanished (committed meanwhile) or unreadable: nothing to add
+        return set()
+    return {m.decode() for m in _SHA_IN_TEXT.findall(data)}
+
+
+def _walk(root: Path, top: Path) -> Iterator[tuple[Path, list[str]]]:
+    """``(directory, file names)`` under ``top``, never entering a symlinked directory."""
+    if unsafe_reason(root, top) is not None or not top.is_dir():
+        return
+    for dirpath, _dirs, files in os.walk(top, followlinks=False):
+        yield Path(dirpath), files
+
+
+def _held_since(lock_path: Path) -> float | None:
+    """When the pull holding ``lock_path`` started (the lock file's mtime, which is at or
+    before it), or None when nobody holds it. Probed without creating anything."""
+    try:
+        started = lock_path.stat().st_mtime
+        import fcntl  # POSIX: the same flock filelock takes; Windows: see below
+    except FileNotFoundError:
+        return None
+    except ImportError:  # pragma: no cover - Windows
+        probe = FileLock(lock_path, timeout=0, what="staging lock")
         try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict):
-            refs.add(str(rec.get("result_sha256")))
-            if isinstance(rec.get("error"), dict):
-                refs.add(str(rec["error"].get("raw_sha256")))
-    return refs
-
-
-def _version_refs(vdir: Path) -> set[str]:
+            probe.acquire()
+        except RegistryLockError:
+            return lock_path.stat().st_mtime
+        probe.release()
+        return None
     try:
-        manifest = read_json(vdir / "manifest.json", "manifest")
-        refs = {j.get("result_sha256") for j in manifest["jobs"].values()}
-        errors = pq.read_table(vdir / "errors.parquet", columns=["raw_sha256"])
-    except (OSError, KeyError, TypeError, AttributeError, RegistryError, pa.ArrowException) as exc:
-        raise CorruptDatasetError(
-            f"cannot read the references of {vdir} ({exc}); gc stopped without deleting "
-            "anything it might need. Run verify() and remove or re-pull that version."
+        fd = os.open(lock_path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return started
+    finally:
+        os.close(fd)  # closing releases a lock we took
+    return None
+
+
+def _staging_live(reg: RegistryDir, skip: set[str]) -> tuple[set[str], float | None]:
+    """Objects referenced by staging journals, and the start of the oldest running pull."""
+    refs: set[str] = set()
+    oldest: float | None = None
+    for directory, files in _walk(reg.root, reg.root / "staging"):
+        if directory.relative_to(reg.root).as_posix() in skip:
+            continue
+        if "journal.jsonl" in files:
+            refs |= _journal_refs(directory / "journal.jsonl")
+        if "lock" in files and (since := _held_since(directory / "lock")) is not None:
+            oldest = since if oldest is None else min(oldest, since)
+    return refs, oldest
+
+
+def _version_refs(reg: RegistryDir, batch_id: str, entry: dict[str, Any], n: int) -> set[str]:
+    """The objects version ``n`` references, read only through trusted paths."""
+    remedy = (f"Run `playment-datasets verify`, then `repair` or "
+              f"`remove {batch_id}@{n}`.")  # fmt: skip
+    info = entry["versions"][str(n)]
+    try:
+        vdir = reg.version_dir(entry["project_id"], batch_id, n, info)
+        manifest = read_version_manifest(reg.root, entry["project_id"], batch_id, n)
+        if manifest["content_id"] != info["content_id"] or content_id_of(
+            manifest["jobs"]
+        ) != manifest["content_id"]:
+            raise CorruptDatasetError(f"the manifest of {batch_id} v{n} does not match its content")
+        errors_path = vdir / "errors.parquet"
+        if (reason := unsafe_reason(reg.root, errors_path)) is not None:
+            raise CorruptDatasetError(reason)
+        errors = pq.read_table(errors_path, columns=["raw_sha256"])
+    except (CorruptDatasetError, OSError, KeyError, pa.ArrowException) as exc:
+        raise _stopped(
+            f"cannot count what {batch_id} v{n} references ({exc}). {remedy}"
         ) from None
+    refs = {j.get("result_sha256") for j in manifest["jobs"].values()}
     refs |= set(errors.column("raw_sha256").drop_null().to_pylist())
     return {r for r in refs if isinstance(r, str)}
 
 
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        return sorted(os.scandir(directory), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _object_files(reg: RegistryDir, report: GcReport) -> Iterator[tuple[str, Path, os.stat_result]]:
+    """Stored objects as ``(sha256, path, lstat)``; symlinks and vanished files skipped."""
+    root = reg.objects.root
+    if (reason := unsafe_reason(reg.root, root)) is not None:
+        report.skipped.append(f"objects/: {reason}; no object deleted")
+        return
+    for sub in _entries(root):
+        if len(sub.name) != 2 or not sub.is_dir(follow_symlinks=False):
+            if sub.is_symlink():
+                report.skipped.append(f"objects/{sub.name}: a symbolic link")
+            continue
+        for f in _entries(Path(sub.path)):
+            sha = sub.name + f.name
+            if not re.fullmatch(r"[0-9a-f]{64}", sha):
+                continue
+            try:
+                st = f.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed while we scanned
+            if stat.S_ISREG(st.st_mode):
+                yield sha, Path(f.path), st
+
+
+def _collect_orphans(reg: RegistryDir, index: dict[str, Any], report: GcReport) -> None:
+    indexed = {(b, int(v)) for b, e in index["batches"].items() for v in e["versions"]}
+    for project_id, batch_id, n, vdir, problem in scan_version_dirs(reg.root):
+        rel = vdir.relative_to(reg.root).as_posix()
+        if problem is not None:
+            report.skipped.append(f"{rel}: {problem}")
+            continue
+        if (batch_id, n) in indexed:
+            continue
+        try:  # only a complete version left by a crash is an orphan gc may delete
+            read_version_manifest(reg.root, project_id, batch_id, n)
+        except CorruptDatasetError as exc:
+            report.skipped.append(f"{rel}: not in registry.json and not a complete version "
+                                  f"({exc}); inspect it, then delete it or run repair")
+            continue
+        report.orphan_versions.append(rel)
+        if not report.dry_run:
+            remove_tree(reg.root, vdir)
+
+
+def _newest_mtime(area: Path) -> float:
+    newest = 0.0
+    for directory, files in _walk(area, area):
+        for name in [".", *files]:
+            try:
+                newest = max(newest, (directory / name).lstat().st_mtime)
+            except FileNotFoundError:
+                continue
+    return newest
+
+
 def _remove_stale_staging(reg: RegistryDir, days: float, report: GcReport) -> None:
     cutoff = time.time() - days * 86400
-    for area in sorted((reg.root / "staging").glob("*/*")):
-        if not area.is_dir():
+    staging = reg.root / "staging"
+    if unsafe_reason(reg.root, staging) is not None:
+        return
+    for project in _entries(staging):
+        if not project.is_dir(follow_symlinks=False):
             continue
-        newest = max((p.stat().st_mtime for p in area.rglob("*")), default=area.stat().st_mtime)
-        if newest >= cutoff:
-            continue
-        lock = FileLock(area / "lock", timeout=0, what="staging lock")
+        for batch in _entries(Path(project.path)):
+            area = Path(batch.path)
+            if not batch.is_dir(follow_symlinks=False) or _newest_mtime(area) >= cutoff:
+                continue
+            lock = FileLock(area / "lock", timeout=0, what="staging lock")
+            try:
+                lock.acquire()
+            except RegistryLockError:
+                continue  # a pull is using it
+            try:
+                report.staging_removed.append(area.relative_to(reg.root).as_posix())
+                if not report.dry_run:
+                    for child in area.iterdir():
+                        if child.name != "lock":
+                            remove_tree(reg.root, child)
+                    (area / "lock").unlink()
+                    area.rmdir()
+            finally:
+                lock.release()
+
+
+def _remove_temps(
+    reg: RegistryDir, now: float, grace: float, pull_started: float | None, report: GcReport
+) -> None:
+    temps: list[Path] = []
+    if unsafe_reason(reg.root, reg.objects.root) is None:
+        for sub in _entries(reg.objects.root):
+            if sub.is_dir(follow_symlinks=False):
+                temps += [Path(f.path) for f in _entries(Path(sub.path))
+                          if f.name.startswith(TMP_PREFIX)]  # fmt: skip
+    temps += [Path(e.path) for e in _entries(reg.root) if e.name.startswith(TMP_PREFIX)]
+    for tmp in temps:
         try:
-            lock.acquire()
-        except RegistryLockError:
-            continue  # a pull is using it
-        try:
-            report.staging_removed.append(area.relative_to(reg.root).as_posix())
+            st = tmp.lstat()
+        except FileNotFoundError:
+            continue  # renamed into place while we scanned
+        if pull_started is not None and st.st_mtime >= pull_started - _CLOCK_SLACK:
+            continue  # maybe an object a running pull is writing right now
+        if stat.S_ISREG(st.st_mode) and now - st.st_mtime >= grace:
+            report.temp_files_removed.append(tmp.relative_to(reg.root).as_posix())
             if not report.dry_run:
-                for child in area.iterdir():
-                    if child.name != "lock":
-                        shutil.rmtree(child) if child.is_dir() else child.unlink()
-                (area / "lock").unlink()
-                area.rmdir()
-        finally:
-            lock.release()
+                tmp.unlink(missing_ok=True)
+
+
+#: Seconds an object's mtime may precede the lock file's and still count as the pull's.
+_CLOCK_SLACK = 2.0
 
 
 def collect_garbage(
@@ -273,45 +313,40 @@ def collect_garbage(
     """Remove unreferenced objects, orphan version directories and temporary files.
 
     An object is kept when any indexed version or any staging journal references it,
-    or when it is younger than ``grace_seconds`` (a pull may be about to reference it).
-    Staging areas untouched for ``stale_staging_days`` are removed when that is given
-    and no pull holds them. Runs under the registry lock, so no commit interleaves.
+    when it is younger than ``grace_seconds``, or when a staging lock is held and the
+    object is no older than that pull (so are temporary files). Staging areas untouched for
+    ``stale_staging_days`` are removed when that is given and no pull holds them. Runs
+    under the registry lock, so no commit interleaves; see the module docstring for
+    when it stops without deleting anything.
     """
     report = GcReport(dry_run=dry_run)
     now = time.time()
     with reg.lock():
-        index = reg.read()
+        try:
+            index = reg.read()
+        except RegistryError as exc:
+            raise _stopped(str(exc)) from None
+        referenced: set[str] = set()
+        for batch_id, entry in index["batches"].items():
+            for v in entry["versions"]:
+                referenced |= _version_refs(reg, batch_id, entry, int(v))
         if stale_staging_days is not None:
             _remove_stale_staging(reg, stale_staging_days, report)
-        referenced: set[str] = set()
-        for entry in index["batches"].values():
-            for info in entry["versions"].values():
-                referenced |= _version_refs(reg.root / info["path"])
-        for journal in (reg.root / "staging").glob("*/*/journal.jsonl"):
-            if journal.parent.relative_to(reg.root).as_posix() not in report.staging_removed:
-                referenced |= _journal_refs(journal)
+        journal_refs, pull_started = _staging_live(reg, set(report.staging_removed))
+        referenced |= journal_refs
         for media_index in (reg.root / "datasets").glob(f"*/*/{MEDIA_INDEX}"):
             referenced |= media_refs(media_index)  # fetched source media
-        for sha, path in reg.objects.iter_all():
-            if sha in referenced:
+        for sha, path, st in _object_files(reg, report):
+            if sha in referenced or now - st.st_mtime < grace_seconds:
                 continue
-            st = path.stat()
-            if now - st.st_mtime < grace_seconds:
-                continue
+            if pull_started is not None and st.st_mtime >= pull_started - _CLOCK_SLACK:
+                continue  # stored by a pull still running, maybe not journaled yet
             report.objects_removed.append(sha)
             report.bytes_freed += st.st_size
             if not dry_run:
                 path.unlink(missing_ok=True)
-        for vdir in _orphans(reg, index):
-            report.orphan_versions.append(vdir.relative_to(reg.root).as_posix())
-            if not dry_run:
-                shutil.rmtree(vdir, ignore_errors=True)
-        temps = [*reg.objects.iter_tmp(), *reg.root.glob(f"{TMP_PREFIX}*")]
-        for tmp in temps:
-            if now - tmp.stat().st_mtime >= grace_seconds:
-                report.temp_files_removed.append(tmp.relative_to(reg.root).as_posix())
-                if not dry_run:
-                    tmp.unlink(missing_ok=True)
+        _collect_orphans(reg, index, report)
+        _remove_temps(reg, now, grace_seconds, pull_started, report)
     logger.info("gc: %r", report)
     return report
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +42,7 @@ from playment_datasets.dataset.dataset import Dataset
 from playment_datasets.dataset.diff import DatasetDiff, diff_datasets
 from playment_datasets.errors import (
     ConfigurationError,
+    CorruptDatasetError,
     DatasetNotFoundError,
 )
 from playment_datasets.registry.index import (
@@ -62,6 +62,8 @@ from playment_datasets.registry.maintenance import (
     renormalize_version,
     verify_registry,
 )
+from playment_datasets.registry.paths import remove_tree, unsafe_reason, version_rel
+from playment_datasets.registry.repair import RepairReport, repair_registry
 from playment_datasets.registry.shards import commit_shards, open_shard_staging
 from playment_datasets.registry.staging import CommitResult, Staging, open_staging
 from playment_datasets.registry.store import ObjectStore
@@ -178,7 +180,17 @@ class Registry:
     ) -> None:
         if isinstance(root, str) and root.startswith("file://"):
             root = _file_url_path(root)
+        if root is not None and not os.fspath(root):
+            raise ConfigurationError(
+                "registry path is empty; expected a directory (an empty path would mean the "
+                "current directory). Pass a path, or leave it out for the default registry."
+            )
         self.root = Path(root).expanduser() if root is not None else default_registry_path()
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigurationError(
+                f"registry path {self.root} is a file, not a directory; point registry= "
+                "(--registry, PLAYMENT_DATASETS_HOME) at a directory."
+            )
         self.lock_timeout = float(lock_timeout)
         self._objects = ObjectStore(self.root / "objects")
 
@@ -393,19 +405,32 @@ class Registry:
     def remove(self, batch_id: str, version: int | str) -> None:
         """Delete a version: its index entry and tags first, then its directory.
 
-        Raw objects it referenced stay until :meth:`gc`.
+        The directory is ``datasets/<project>/<batch>/v<N>`` whatever the index's
+        ``path`` says; nothing outside the registry root or behind a symlink is ever
+        deleted (CorruptDatasetError, index untouched). Raw objects it referenced stay
+        until :meth:`gc`.
+
+        Example:
+            >>> reg.remove("BATCH_ID", 2)  # doctest: +SKIP
         """
         with self._index_lock():
             index = self._read_index()
             entry = self._entry(index, batch_id)
             n = self._version_in(entry, batch_id, version)
-            info = entry["versions"].pop(str(n))
+            vdir = self.root / version_rel(entry["project_id"], batch_id, n)
+            reason = unsafe_reason(self.root, vdir.parent)
+            if reason is not None:
+                raise CorruptDatasetError(
+                    f"refusing to remove {batch_id} v{n}: {reason}. Nothing was deleted; move "
+                    "the link away and run `playment-datasets repair`."
+                )
+            entry["versions"].pop(str(n))
             entry["tags"] = {t: v for t, v in entry.get("tags", {}).items() if int(v) != n}
             if not entry["versions"]:
                 del index["batches"][batch_id]
             self._write_index(index)
             # Not in the index any more: a crash here leaves an orphan that gc removes.
-            shutil.rmtree(self.root / info["path"], ignore_errors=True)
+            remove_tree(self.root, vdir)
         logger.info("removed %s v%d", batch_id, n)
 
     # -- maintenance ---------------------------------------------------------------
@@ -428,6 +453,16 @@ class Registry:
         """Re-hash files and objects of one version, one batch or everything; never raises
         on corruption (unknown batch/version still raise DatasetNotFoundError)."""
         return verify_registry(self._dir, batch_id, version)
+
+    def repair(self) -> RepairReport:
+        """Rebuild ``registry.json`` from the manifests of the version directories,
+        keeping the old index's tags that still name an existing version.
+
+        Example:
+            >>> reg.repair().added  # doctest: +SKIP
+            ['468b6ae3 v1', '468b6ae3 v2']
+        """
+        return repair_registry(self._dir)
 
     def diff(self, batch_id: str, a: int | str, b: int | str) -> DatasetDiff:
         """What changed from version ``a`` to version ``b`` of a batch, job by job and

@@ -59,10 +59,10 @@ from playment_datasets.errors import (
     RegistryLockError,
 )
 from playment_datasets.registry.index import INDEX_FORMAT, check_index
-from playment_datasets.registry.maintenance import VerifyProblem, VerifyReport
 from playment_datasets.registry.registry import Registry, _is_remote_url, default_registry_path
 from playment_datasets.registry.staging import Staging, content_id_of
 from playment_datasets.registry.store import ObjectStore, is_sha256
+from playment_datasets.registry.verify import VerifyProblem, VerifyReport, select_versions
 
 logger = logging.getLogger(__name__)
 
@@ -570,6 +570,12 @@ class RemoteRegistry(Registry, serves_urls=True):
             "store's lifecycle rules, or gc() the local working registry (.local)."
         )
 
+    def repair(self) -> Any:  # type: ignore[override]
+        raise ConfigurationError(
+            f"repair() is not available on a remote registry ({self.url}): its index is "
+            "written only by publish(); repair() the local working registry (.local)."
+        )
+
     def renormalize(self, batch_id: str, version: int | str = "latest") -> Dataset:
         raise ConfigurationError(
             f"renormalize() is not available on a remote registry ({self.url}): renormalize "
@@ -594,24 +600,10 @@ class RemoteRegistry(Registry, serves_urls=True):
         absent from the index (a publish that died, or one still running).
         """
         report = VerifyReport()
-        if version is not None and batch_id is None:
-            raise ValueError("verify(version=...) needs a batch_id as well")
-        try:
-            index = self._read_index()
-        except RegistryError as exc:
-            report.problems.append(
-                VerifyProblem("registry.json", "unreadable", "JSON index", str(exc))
-            )
-            return report
-        batches = [batch_id] if batch_id is not None else sorted(index["batches"])
         seen: dict[str, str | None] = {}
-        for b in batches:
-            entry = self._entry(index, b)
-            ns = (
-                [self._version_in(entry, b, version)]
-                if version is not None
-                else sorted(int(v) for v in entry["versions"])
-            )
+        for b, entry, ns in select_versions(
+            self._read_index, self._entry, batch_id, version, report
+        ):
             for n in ns:
                 self._verify_version(report, b, n, entry["versions"][str(n)], seen)
             report.orphans += [
