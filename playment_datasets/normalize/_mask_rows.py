@@ -21,11 +21,31 @@ from playment_datasets.normalize._formats import mask_url_of
 from playment_datasets.normalize.masks import DecodedMask, decode_mask
 from playment_datasets.schema import TABLES
 
-__all__ = ["MaskRef", "MaskSource", "add_masks", "iter_point_labels", "mask_refs"]
+__all__ = ["MaskMissing", "MaskRef", "MaskSource", "add_masks", "iter_point_labels",
+           "mask_refs"]
 
-#: Where the normalizer gets mask bytes: ``{url: bytes}``, or ``url -> bytes | None``;
-#: ``None`` (or a missing URL) means the mask was not fetched.
-MaskSource = Mapping[str, bytes] | Callable[[str], bytes | None] | None
+
+@dataclass(frozen=True)
+class MaskMissing:
+    """What a mask source gives for a mask it has no bytes of, and why.
+
+    ``status`` is a ``masks.decode_status`` (``not_fetched`` or ``fetch_failed``);
+    ``error`` the reason, kept in ``masks.decode_error`` (a ``fetch_failed`` mask also
+    gets a ``warnings`` row).
+
+    Example:
+        >>> MaskMissing("fetch_failed", "HTTP 503 six times").status
+        'fetch_failed'
+    """
+
+    status: str
+    error: str | None = None
+
+
+#: Where the normalizer gets mask bytes: ``{url: bytes}``, or ``url -> bytes | None``
+#: (or a :class:`MaskMissing`); ``None`` (or a missing URL) means not fetched.
+MaskSource = (Mapping[str, bytes | MaskMissing]
+              | Callable[[str], bytes | MaskMissing | None] | None)
 
 #: Rows per ``point_labels`` chunk.
 POINT_LABEL_CHUNK = 1 << 16
@@ -76,7 +96,7 @@ def mask_refs(body: Any, kind: str) -> list[MaskRef]:
     return list(refs.values())
 
 
-def _bytes_of(source: MaskSource, url: str) -> bytes | None:
+def _bytes_of(source: MaskSource, url: str) -> bytes | MaskMissing | None:
     if source is None:
         return None
     if callable(source):
@@ -131,9 +151,17 @@ def add_masks(out: Out, refs: list[MaskRef], source: MaskSource) -> None:
         data = _bytes_of(source, ref.url)
         mine = [i for i, row in enumerate(segments) if row[_MASK_URL] == ref.url
                 and (ref.frame_id is None or row[_FRAME] == ref.frame_id)]
-        if data is None:
+        if data is None or isinstance(data, MaskMissing):
+            missing = data or MaskMissing("not_fetched")
             out.masks.append((job_id, ref.frame_id, ref.kind, ref.url, None, None, None, None,
-                              None, "not_fetched", None))
+                              None, missing.status, missing.error))
+            if missing.status == "fetch_failed":
+                what = f"the {ref.kind} mask {ref.url}" + (
+                    f" of frame {ref.frame_id}" if ref.frame_id is not None else "")
+                out.warnings.append((
+                    job_id, None, "$", "a mask file", "a fetch error",
+                    f"{what} could not be fetched ({missing.error}); its segments have no "
+                    "pixel statistics. Pull again to retry it."))
             continue
         data = bytes(data)
         sha = hashlib.sha256(data).hexdigest()

@@ -53,6 +53,7 @@ __all__ = [
     "decode_mask",
     "decode_pcd",
     "decode_png",
+    "png_ids",
 ]
 
 #: Largest raster decoded (width × height); 25 M pixels is 100 MB as RGBA.
@@ -111,6 +112,15 @@ def decode_png(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedM
         >>> decode_png(b"<html>").status
         'not_png'
     """
+    rgba = _rgba(data, max_pixels)
+    if isinstance(rgba, DecodedMask):
+        return rgba
+    height, width = rgba.shape[:2]
+    return DecodedMask("png", width=width, height=height, colors=_color_stats(rgba))
+
+
+def _rgba(data: bytes, max_pixels: int) -> np.ndarray[Any, Any] | DecodedMask:
+    """The H × W × 4 pixels of a PNG, or a failed :class:`DecodedMask` saying why not."""
     data = bytes(data)
     if not data.startswith(_PNG_SIGNATURE):
         return _failed("png", "not_png", f"expected a PNG file, got {data[:16]!r}")
@@ -143,7 +153,36 @@ def decode_png(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedM
     if rgba.shape[:2] != (height, width):
         return _failed("png", "bad_header", f"the header says {width}×{height}, the pixels "
                        f"are {rgba.shape[1]}×{rgba.shape[0]}", **known)
-    return DecodedMask("png", width=width, height=height, colors=_color_stats(rgba))
+    return rgba
+
+
+def png_ids(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS
+            ) -> tuple[np.ndarray[Any, Any], list[str]] | DecodedMask:
+    """A PNG mask as an H × W ``int32`` array of colour ids, and the colours.
+
+    0 is unlabelled (all four channels 0); id ``i >= 1`` is the colour ``colors[i - 1]``
+    (lower-case ``#rrggbb``, in ascending order). A file that cannot be decoded gives
+    the failed :class:`DecodedMask` instead.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> img = Image.new("RGBA", (3, 1)); img.putpixel((2, 0), (255, 0, 0, 255))
+        >>> buf = io.BytesIO(); img.save(buf, "PNG")
+        >>> ids, colors = png_ids(buf.getvalue())
+        >>> ids.tolist(), colors
+        ([[0, 0, 1]], ['#ff0000'])
+    """
+    rgba = _rgba(data, max_pixels)
+    if isinstance(rgba, DecodedMask):
+        return rgba
+    flat = rgba.reshape(-1, 4).astype(np.uint32)
+    codes = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+    labelled = (codes | flat[:, 3]) != 0
+    present, inverse = np.unique(codes[labelled], return_inverse=True)
+    ids = np.zeros(codes.shape, dtype=np.int32)
+    ids[labelled] = inverse.astype(np.int32) + 1
+    return ids.reshape(rgba.shape[:2]), [f"#{int(c):06x}" for c in present.tolist()]
 
 
 def _color_stats(rgba: np.ndarray[Any, Any]) -> dict[str, ColorStats]:

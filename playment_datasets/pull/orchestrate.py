@@ -48,6 +48,7 @@ from playment_datasets.errors import (
     TransportError,
 )
 from playment_datasets.normalize import BatchNormalizer
+from playment_datasets.pull import masks as _masks
 from playment_datasets.pull.progress import make_progress
 from playment_datasets.registry.registry import Registry
 from playment_datasets.registry.shards import check_shard, listing_fingerprint, shard_of
@@ -85,6 +86,12 @@ class PullStats:
     bytes_downloaded: int = 0
     seconds: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
+    with_masks: bool = True
+    masks_fetched: int = 0
+    masks_not_modified: int = 0
+    mask_bytes_downloaded: int = 0
+    masks_failed: int = 0
+    mask_failures: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,6 +106,9 @@ class _Outcome:
     error: dict[str, Any] | None = None
     not_modified: bool = False
     resumed: bool = False
+    #: mask entries (pull/masks.py); None when masks are not fetched or the job has no result
+    masks: list[dict[str, Any]] | None = None
+    fetched_masks: _masks.FetchedMasks | None = None
 
 
 def pull(
@@ -115,6 +125,7 @@ def pull(
     timeout: Timeouts | None = None,
     refresh_jobs: bool = False,
     shard: tuple[int, int] | None = None,
+    masks: bool = True,
 ) -> Dataset:
     """Fetch every job result of a batch into a new version of a local dataset.
 
@@ -134,6 +145,8 @@ def pull(
         shard: ``(i, n)`` pulls only shard ``i`` of ``n`` (a stable 1/n of the jobs) into
             the registry's shard staging area and returns it as a version-0 Dataset;
             :meth:`Registry.commit_shards` then makes the version (docs/scale-out.md).
+        masks: fetch the mask files of segmentation results (``masks`` table,
+            ``ds.mask()``); ``False`` skips them (their rows say ``not_fetched``).
 
     Returns:
         The new version, or the latest one when nothing changed. ``ds.errors`` lists
@@ -169,7 +182,7 @@ def pull(
         try:
             # A remote registry stages and commits into a local working registry first.
             run = _PullRun(reg._pull_target(), client, project_id, batch_id, workers, progress,
-                           refresh_jobs, shard)
+                           refresh_jobs, shard, masks=masks)
             dataset = run.execute()
         except OSError as exc:
             # The client turns network errors into TransportError: an OSError here is
@@ -191,6 +204,8 @@ class _PullRun:
         progress: bool | None,
         refresh_jobs: bool,
         shard: tuple[int, int] | None = None,
+        *,
+        masks: bool = True,
     ) -> None:
         self.registry = registry
         self.client = client
@@ -201,7 +216,7 @@ class _PullRun:
         self.refresh_jobs = refresh_jobs
         self.shard = shard
         self.shard_extra: dict[str, Any] = {}
-        self.stats = PullStats()
+        self.stats = PullStats(with_masks=masks)
         self.quarantined: dict[str, dict[str, Any]] = {}
         self.previous = _previous_version(registry, batch_id, project_id)
 
@@ -244,7 +259,7 @@ class _PullRun:
         verb = "committed" if result.created else "unchanged; latest is"
         log.info("batch %s: %s version %d", self.batch_id, verb, result.version)
         if self.shard is not None:
-            return Dataset(result.path)  # the finished shard (version 0), not a version
+            return Dataset(result.path, objects=self.registry.get_object)  # a shard (v0)
         return self.registry.load(self.batch_id, result.version)
 
     # -- listing ---------------------------------------------------------------------
@@ -317,8 +332,10 @@ class _PullRun:
                                                     f"after all retries (last: {last})")
                     if not outcome.resumed:
                         staging.record(outcome.job_id, outcome.record, outcome.sha256,
-                                       outcome.etag, outcome.error)
+                                       outcome.etag, outcome.error, _journal_extra(outcome))
                     emitter.emit(outcome)
+                    if outcome.fetched_masks and outcome.fetched_masks.entries:
+                        bar.set_postfix_str(_masks.progress_text(self.stats))
                     bar.update(1)
         except (ServerError, TransportError) as exc:  # the listing failed after all retries
             self._salvage(pool, in_flight, staging)
@@ -339,7 +356,8 @@ class _PullRun:
                 continue
             outcome = item.result()
             if outcome.error is None and not outcome.resumed:
-                staging.record(outcome.job_id, outcome.record, outcome.sha256, outcome.etag, None)
+                staging.record(outcome.job_id, outcome.record, outcome.sha256, outcome.etag, None,
+                               _journal_extra(outcome))
 
     def _submitter(self, journal: Mapping[str, Any]):
         """Returns submit(pool, summary): a finished outcome from the journal, or a future."""
@@ -353,10 +371,12 @@ class _PullRun:
             entry = journal.get(job_id)
             if entry is not None and entry.error is None and (
                 entry.result_sha256 is None or self.registry.has_object(entry.result_sha256)
-            ):
+            ) and (not self.stats.with_masks or entry.result_sha256 is None
+                   or _masks.all_stored(entry.extra.get("masks"), self.registry.has_object)):
                 self.stats.resumed += 1
                 return _Outcome(job_id, {**summary, **entry.job}, entry.result_sha256,
-                                entry.etag, resumed=True)
+                                entry.etag, resumed=True,
+                                masks=entry.extra.get("masks") if self.stats.with_masks else None)
             return pool.submit(self._fetch_one, summary)
 
         return submit
@@ -377,10 +397,12 @@ class _PullRun:
                     etag, stored_sha = before["etag"], before["result_sha256"]
             got = self.client.fetch_result(url, etag=etag)
             if got.not_modified:  # only possible when an etag (and so stored_sha) was sent
-                return _Outcome(job_id, record, stored_sha, etag, not_modified=True)
+                return self._with_masks(
+                    _Outcome(job_id, record, stored_sha, etag, not_modified=True), before)
             assert got.content is not None
             sha = self.registry.put_object(got.content)
-            return _Outcome(job_id, record, sha, got.etag, content=got.content)
+            return self._with_masks(
+                _Outcome(job_id, record, sha, got.etag, content=got.content), before)
         except AuthenticationError:
             raise  # the key is refused: no job can succeed
         except PermissionDeniedError as exc:
@@ -390,6 +412,16 @@ class _PullRun:
         except (APIError, TransportError) as exc:
             outage = isinstance(exc, (ServerError, TransportError))
             return _Outcome(job_id, dict(summary), error=_error_entry("fetch", exc, outage))
+
+    def _with_masks(self, outcome: _Outcome, before: Mapping[str, Any] | None) -> _Outcome:
+        """Fetch the job's masks in this worker, so its outcome is complete on return."""
+        if self.stats.with_masks:
+            fetched = _masks.fetch_job_masks(
+                self.client, self.registry, outcome.content, outcome.sha256, before,
+                self.previous is not None and self.previous.pulled_masks(),
+            )
+            outcome.fetched_masks, outcome.masks = fetched, fetched.entries
+        return outcome
 
     def _job_record(
         self, summary: dict[str, Any], before: Mapping[str, Any] | None
@@ -429,7 +461,7 @@ class _Emitter:
         self.run = run
         self.writer = writer
         self.pending: list[_Outcome] = []
-        self.manifest_jobs: dict[str, dict[str, str | None]] = {}
+        self.manifest_jobs: dict[str, dict[str, Any]] = {}
         self.flushed = run.previous is None
         self.normalizer = BatchNormalizer()
 
@@ -444,9 +476,12 @@ class _Emitter:
         elif outcome.content is not None:
             stats.fetched += 1
             stats.bytes_downloaded += len(outcome.content)
+        if outcome.fetched_masks is not None:
+            _masks.count(stats, outcome.fetched_masks)
         self.manifest_jobs[outcome.job_id] = _manifest_entry(outcome)
         meta = _Outcome(outcome.job_id, outcome.record, outcome.sha256, outcome.etag,
-                        error=outcome.error, not_modified=outcome.not_modified)
+                        error=outcome.error, not_modified=outcome.not_modified,
+                        masks=outcome.masks)
         unchanged = self._unchanged(outcome)
         if not self.flushed and unchanged:
             self.pending.append(meta)
@@ -467,7 +502,8 @@ class _Emitter:
         if previous is None or outcome.error:
             return False
         before = previous.jobs.get(outcome.job_id)
-        return before is not None and before.get("result_sha256") == outcome.sha256
+        return (before is not None and before.get("result_sha256") == outcome.sha256
+                and _masks.mask_shas(before.get("masks")) == _masks.mask_shas(outcome.masks))
 
     def _write(self, outcome: _Outcome) -> None:
         record = dict(outcome.record)
@@ -489,7 +525,9 @@ class _Emitter:
             raw = outcome.content
             if raw is None and outcome.sha256:
                 raw = self.run.registry.get_object(outcome.sha256)
-            self.normalizer.add(raw, record)
+            contents = outcome.fetched_masks.contents if outcome.fetched_masks else {}
+            self.normalizer.add(raw, record, masks=_masks.mask_source(
+                outcome.masks, contents, self.run.registry.get_object))
         if self.normalizer.rows >= _ROWS_PER_WRITE:
             self.writer.write(self.normalizer.flush())
 
@@ -508,6 +546,16 @@ class _Previous:
     content_id: str
     jobs: dict[str, dict[str, Any]]
     _records: dict[str, dict[str, Any]] | None = None
+    _pulled_masks: bool | None = None
+
+    def pulled_masks(self) -> bool:
+        """Whether this version was pulled with masks (then a job entry without
+        ``masks`` means the job has none)."""
+        if self._pulled_masks is None:
+            manifest = self.registry.manifest(self.batch_id, self.version)
+            pull = (manifest.get("extra") or {}).get("pull") or {}
+            self._pulled_masks = bool(pull.get("with_masks"))
+        return self._pulled_masks
 
     def records(self) -> dict[str, dict[str, Any]]:
         """Job records of the latest version (read once, only when needed)."""
@@ -538,15 +586,22 @@ def _previous_version(registry: Registry, batch_id: str, project_id: str) -> _Pr
     return _Previous(registry, batch_id, version, manifest["content_id"], dict(manifest["jobs"]))
 
 
-def _manifest_entry(outcome: _Outcome) -> dict[str, str | None]:
+def _journal_extra(outcome: _Outcome) -> dict[str, Any] | None:
+    return {"masks": outcome.masks} if outcome.masks is not None else None
+
+
+def _manifest_entry(outcome: _Outcome) -> dict[str, Any]:
     record = outcome.record
-    return {
+    entry: dict[str, Any] = {
         "result_sha256": outcome.sha256,
         "etag": outcome.etag,
         "status": str(record.get("status")) if record.get("status") is not None else None,
         "result_url": record.get("result") or None,
         "error": outcome.error["error_type"] if outcome.error else None,
     }
+    if outcome.masks:
+        entry["masks"] = outcome.masks
+    return entry
 
 
 def _error_entry(stage: str, exc: PlaymentDatasetsError, outage: bool = False) -> dict[str, Any]:

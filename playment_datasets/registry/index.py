@@ -171,7 +171,7 @@ class RegistryDir:
     def load(self, batch_id: str, version: int | str = "latest") -> Dataset:
         """The Dataset of one version: reads only ``manifest.json``; tables load lazily."""
         _, n, info = version_info(self.read(), batch_id, version, self.location())
-        ds = Dataset(self.root / info["path"])
+        ds = Dataset(self.root / info["path"], objects=self.objects.get)
         if ds.content_id != info["content_id"] or ds.version != n:
             raise CorruptDatasetError(
                 f"manifest of {batch_id} v{n} ({ds.path}) does not match registry.json "

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from playment_datasets.dataset.dataset import Dataset, read_json
 from playment_datasets.errors import CorruptDatasetError, RegistryError, RegistryLockError
+from playment_datasets.registry.commit import job_objects
 from playment_datasets.registry.index import RegistryDir, version_in
 from playment_datasets.registry.lock import FileLock
 from playment_datasets.registry.staging import content_id_of, open_staging
@@ -150,10 +151,7 @@ def verify_registry(
             bad = _check_file(vdir / fname, finfo["sha256"])
             if bad:
                 problem(vdir / fname, bad[0], finfo["sha256"], bad[1])
-        for job in jobs.values():
-            sha = job.get("result_sha256")
-            if not sha:
-                continue
+        for sha in (s for job in jobs.values() for s in job_objects(job)):
             if sha not in seen_objects:
                 report.objects_checked += 1
                 seen_objects[sha] = _check_file(reg.objects.path(sha), sha)
@@ -221,7 +219,7 @@ def _journal_refs(path: Path) -> set[str]:
         except ValueError:
             continue
         if isinstance(rec, dict):
-            refs.add(str(rec.get("result_sha256")))
+            refs.update(job_objects(rec))
             if isinstance(rec.get("error"), dict):
                 refs.add(str(rec["error"].get("raw_sha256")))
     return refs
@@ -230,7 +228,7 @@ def _journal_refs(path: Path) -> set[str]:
 def _version_refs(vdir: Path) -> set[str]:
     try:
         manifest = read_json(vdir / "manifest.json", "manifest")
-        refs = {j.get("result_sha256") for j in manifest["jobs"].values()}
+        refs = {s for j in manifest["jobs"].values() for s in job_objects(j)}
         errors = pq.read_table(vdir / "errors.parquet", columns=["raw_sha256"])
     except (OSError, KeyError, TypeError, AttributeError, RegistryError, pa.ArrowException) as exc:
         raise CorruptDatasetError(

@@ -23,7 +23,7 @@ import os
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -64,15 +64,22 @@ ROW_GROUP_ROWS = 65_536
 
 _FSYNC_EVERY = 0.5  # seconds
 
+#: The keys of a journal line that JournalEntry has fields for; others go to ``extra``.
+_JOURNAL_KEYS = frozenset({"job_id", "job", "result_sha256", "etag", "error"})
+
 
 @dataclass(frozen=True)
 class JournalEntry:
-    """What a staging journal remembers about one job."""
+    """What a staging journal remembers about one job.
+
+    ``extra`` holds the line's other keys (such as ``masks``), kept as written.
+    """
 
     job: dict[str, Any]
     result_sha256: str | None
     etag: str | None
     error: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _conform(name: str, table: pa.Table) -> pa.Table:
@@ -299,6 +306,7 @@ class Staging:
                     result_sha256=rec.get("result_sha256"),
                     etag=rec.get("etag"),
                     error=rec.get("error"),
+                    extra={k: v for k, v in rec.items() if k not in _JOURNAL_KEYS},
                 )
             except (ValueError, KeyError, TypeError):
                 logger.warning("skipping unreadable line %d of %s", n, self.journal_path)
@@ -332,8 +340,12 @@ class Staging:
         result_sha256: str | None,
         etag: str | None,
         error: dict[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
-        """Append one job's outcome to the journal (flushed now, fsynced every ≤0.5 s)."""
+        """Append one job's outcome to the journal (flushed now, fsynced every ≤0.5 s).
+
+        ``extra`` adds keys to the line (read back in :attr:`JournalEntry.extra`).
+        """
         self._check_open()
         if not isinstance(job_id, str) or not job_id:
             raise ValueError(f"expected a non-empty job id string, got {job_id!r}")
@@ -352,6 +364,7 @@ class Staging:
                 "result_sha256": result_sha256,
                 "etag": etag,
                 "error": error,
+                **{k: v for k, v in (extra or {}).items() if k not in _JOURNAL_KEYS},
             },
             ensure_ascii=False,
             separators=(",", ":"),
