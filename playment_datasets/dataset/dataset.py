@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from playment_datasets._optional import import_optional
 from playment_datasets.dataset.mask_array import MaskArray, read_mask
-from playment_datasets.errors import CorruptDatasetError, RegistryError
+from playment_datasets.errors import ConfigurationError, CorruptDatasetError, RegistryError
 from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES, upgrade_table
 
 __all__ = ["Dataset", "MaskArray", "read_json"]
@@ -286,7 +286,22 @@ class Dataset:
             >>> m = ds.mask("JOB_ID")                       # doctest: +SKIP
             >>> m.array.shape, m.ids[["id", "label"]].head(2)  # doctest: +SKIP
         """
-        return read_mask(self, job_id, frame_id, self._objects)
+        return read_mask(self, job_id, frame_id)
+
+    def object(self, sha256: str) -> bytes:
+        """A raw object of this version by sha256: a result file (``jobs.result_sha256``)
+        or a mask file (``masks.sha256``), from the registry's object store.
+
+        Example:
+            >>> sha = ds.jobs.result_sha256.iloc[0]          # doctest: +SKIP
+            >>> json.loads(ds.object(sha))                    # doctest: +SKIP
+        """
+        if self._objects is None:
+            raise ConfigurationError(
+                f"this Dataset ({self.path}) was opened without its registry's object store, "
+                "where raw results and mask files are kept; open it with Registry(...).load() "
+                "or playment_datasets.load()")
+        return self._objects(sha256)
 
     @property
     def pull_stats(self) -> dict[str, Any]:

@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -63,6 +62,8 @@ class Dataset(Protocol):
     def version(self) -> int: ...
 
     def arrow(self, name: str, columns: Any = None, filters: Any = None) -> pa.Table: ...
+
+    def object(self, sha256: str) -> bytes: ...
 
 
 def _frames(rows: list[dict[str, Any]]) -> str:
@@ -124,16 +125,10 @@ def _frame(values: dict[str, list[Any]], segs: dict[Any, dict[str, Any]],
     return pa.table(values).to_pandas(types_mapper=pd.ArrowDtype)
 
 
-def read_mask(ds: Dataset, job_id: str, frame_id: str | None,
-              objects: Callable[[str], bytes] | None) -> MaskArray:
+def read_mask(ds: Dataset, job_id: str, frame_id: str | None) -> MaskArray:
     """See :meth:`Dataset.mask`."""
     row = _mask_row(ds, job_id, frame_id)
-    if objects is None:
-        raise ConfigurationError(
-            f"this Dataset ({ds.path}) was opened without its registry's object store, "
-            "where mask files are kept; open it with Registry(...).load() or "
-            "playment_datasets.load() to decode masks")
-    data = objects(str(row["sha256"]))
+    data = ds.object(str(row["sha256"]))
     segs = _segments(ds, row)
     kind = str(row["kind"])
     if kind == "png":
