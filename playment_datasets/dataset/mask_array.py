@@ -127,6 +127,8 @@ def _frame(values: dict[str, list[Any]], segs: dict[Any, dict[str, Any]],
 
 def read_mask(ds: Dataset, job_id: str, frame_id: str | None) -> MaskArray:
     """See :meth:`Dataset.mask`."""
+    if frame_id is not None and not isinstance(frame_id, str) and pd.isna(frame_id):
+        frame_id = None  # a null taken from a DataFrame (pd.NA): the job's only mask
     row = _mask_row(ds, job_id, frame_id)
     data = ds.object(str(row["sha256"]))
     segs = _segments(ds, row)
