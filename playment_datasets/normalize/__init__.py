@@ -57,6 +57,7 @@ from playment_datasets.normalize._formats import (
     is_cuboid_3d,
 )
 from playment_datasets.normalize._mask_rows import (
+    DecodedBytes,
     MaskMissing,
     MaskRef,
     MaskSource,
@@ -65,7 +66,7 @@ from playment_datasets.normalize._mask_rows import (
 )
 from playment_datasets.normalize._shapes import add_image, add_tracker
 
-__all__ = ["BatchNormalizer", "MaskMissing", "MaskRef", "MaskSource", "mask_urls",
+__all__ = ["BatchNormalizer", "DecodedBytes", "MaskMissing", "MaskRef", "MaskSource", "mask_urls",
            "normalize_result", "to_pixels"]
 
 logger = logging.getLogger(__name__)

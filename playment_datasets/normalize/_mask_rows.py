@@ -21,8 +21,23 @@ from playment_datasets.normalize._formats import mask_url_of
 from playment_datasets.normalize.masks import DecodedMask, decode_mask
 from playment_datasets.schema import TABLES
 
-__all__ = ["MaskMissing", "MaskRef", "MaskSource", "add_masks", "iter_point_labels",
-           "mask_refs"]
+__all__ = ["DecodedBytes", "MaskMissing", "MaskRef", "MaskSource", "add_masks",
+           "iter_point_labels", "mask_refs"]
+
+
+@dataclass(frozen=True)
+class DecodedBytes:
+    """Mask bytes that the caller already decoded with :func:`decode_mask` (a pull
+    decodes PNG masks in its worker threads, in parallel with the downloads).
+
+    Example:
+        >>> from playment_datasets.normalize.masks import decode_mask
+        >>> DecodedBytes(b"0\n", decode_mask("labels", b"0\n")).decoded.label_counts
+        {0: 1}
+    """
+
+    data: bytes
+    decoded: DecodedMask
 
 
 @dataclass(frozen=True)
@@ -43,9 +58,10 @@ class MaskMissing:
 
 
 #: Where the normalizer gets mask bytes: ``{url: bytes}``, or ``url -> bytes | None``
-#: (or a :class:`MaskMissing`); ``None`` (or a missing URL) means not fetched.
-MaskSource = (Mapping[str, bytes | MaskMissing]
-              | Callable[[str], bytes | MaskMissing | None] | None)
+#: (or a :class:`MaskMissing`, or :class:`DecodedBytes`); ``None`` (or a missing URL)
+#: means not fetched.
+MaskValue = bytes | DecodedBytes | MaskMissing
+MaskSource = Mapping[str, MaskValue] | Callable[[str], MaskValue | None] | None
 
 #: Rows per ``point_labels`` chunk.
 POINT_LABEL_CHUNK = 1 << 16
@@ -96,7 +112,7 @@ def mask_refs(body: Any, kind: str) -> list[MaskRef]:
     return list(refs.values())
 
 
-def _bytes_of(source: MaskSource, url: str) -> bytes | MaskMissing | None:
+def _bytes_of(source: MaskSource, url: str) -> MaskValue | None:
     if source is None:
         return None
     if callable(source):
@@ -163,9 +179,12 @@ def add_masks(out: Out, refs: list[MaskRef], source: MaskSource) -> None:
                     f"{what} could not be fetched ({missing.error}); its segments have no "
                     "pixel statistics. Pull again to retry it."))
             continue
-        data = bytes(data)
+        if isinstance(data, DecodedBytes) and data.decoded.kind == ref.kind:
+            data, decoded = data.data, data.decoded
+        else:
+            data = bytes(data.data if isinstance(data, DecodedBytes) else data)
+            decoded = decode_mask(ref.kind, data)
         sha = hashlib.sha256(data).hexdigest()
-        decoded = decode_mask(ref.kind, data)
         out.masks.append((job_id, ref.frame_id, ref.kind, ref.url, sha, decoded.width,
                           decoded.height, decoded.n_points, len(data), decoded.status,
                           decoded.error))

@@ -33,7 +33,8 @@ from playment_datasets.errors import (
     DatasetNotFoundError,
     TransportError,
 )
-from playment_datasets.normalize import MaskMissing, MaskRef, mask_urls
+from playment_datasets.normalize import DecodedBytes, MaskMissing, MaskRef, mask_urls
+from playment_datasets.normalize.masks import DecodedMask, decode_mask
 
 __all__ = [
     "FetchedMasks",
@@ -60,6 +61,8 @@ class FetchedMasks:
     entries: list[dict[str, Any]] = field(default_factory=list)
     #: url → bytes downloaded this time (saves reading them back for normalizing)
     contents: dict[str, bytes] = field(default_factory=dict)
+    #: url → the PNG masks among them, decoded by the worker (see fetch_masks)
+    decoded: dict[str, DecodedMask] = field(default_factory=dict)
     fetched: int = 0
     not_modified: int = 0
     bytes_downloaded: int = 0
@@ -135,6 +138,12 @@ def fetch_masks(
         assert got.content is not None
         entry.update(sha256=put_object(got.content), etag=got.etag)
         out.contents[ref.url] = got.content
+        if ref.kind == "png":
+            # Decoding a raster is the costly part of a mask. Here it runs in the pool,
+            # beside the downloads (Pillow and NumPy release the GIL), instead of one
+            # after another in the thread that normalizes. Point-cloud files keep
+            # their per-point arrays, so they are decoded only when normalized.
+            out.decoded[ref.url] = decode_mask("png", got.content)
         out.fetched += 1
         out.bytes_downloaded += len(got.content)
     return out
@@ -187,9 +196,9 @@ def mask_shas(entries: Any) -> list[str] | None:
 
 def mask_source(
     entries: Sequence[Mapping[str, Any]] | None,
-    contents: Mapping[str, bytes],
+    fetched: FetchedMasks | None,
     get_object: Callable[[str], bytes],
-) -> Callable[[str], bytes | MaskMissing | None] | None:
+) -> Callable[[str], bytes | DecodedBytes | MaskMissing | None] | None:
     """The normalizer's mask source for one job: bytes from memory or the object store.
 
     ``None`` entries (masks not fetched) give ``None``: the rows say ``not_fetched``.
@@ -197,8 +206,12 @@ def mask_source(
     if entries is None:
         return None
     by_url = {str(m.get("url")): m for m in entries}
+    contents = fetched.contents if fetched else {}
+    decoded = fetched.decoded if fetched else {}
 
-    def source(url: str) -> bytes | MaskMissing | None:
+    def source(url: str) -> bytes | DecodedBytes | MaskMissing | None:
+        if url in decoded:
+            return DecodedBytes(contents[url], decoded[url])
         if url in contents:
             return contents[url]
         entry = by_url.get(url)

@@ -525,9 +525,8 @@ class _Emitter:
             raw = outcome.content
             if raw is None and outcome.sha256:
                 raw = self.run.registry.get_object(outcome.sha256)
-            contents = outcome.fetched_masks.contents if outcome.fetched_masks else {}
             self.normalizer.add(raw, record, masks=_masks.mask_source(
-                outcome.masks, contents, self.run.registry.get_object))
+                outcome.masks, outcome.fetched_masks, self.run.registry.get_object))
         if self.normalizer.rows >= _ROWS_PER_WRITE:
             self.writer.write(self.normalizer.flush())
 
