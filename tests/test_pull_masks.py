@@ -208,6 +208,33 @@ def test_unchanged_repull_downloads_no_mask_body(emu: Emulator, pulled) -> None:
         assert stats.storage_requests[storage_path(url)] == 1  # one 304 each
 
 
+def test_renormalize_decodes_the_stored_masks_again(emu: Emulator, pulled) -> None:
+    root, first, _ = pulled
+    emu.reset_stats()
+    again = Registry(root).renormalize(emu.batch_id, first.version)
+    assert sum(emu.stats.requests.values()) == 0  # from the object store only
+    assert again.version == first.version + 1
+    assert set(again.masks["decode_status"]) == {"ok"}
+    cols = ["job_id", "annotation_key", "n_pixels", "x_min", "y_min", "x_max", "y_max"]
+    key = ["job_id", "annotation_key"]
+    assert again.segments[cols].sort_values(key).reset_index(drop=True).equals(
+        first.segments[cols].sort_values(key).reset_index(drop=True))
+    assert len(again.point_labels) == len(first.point_labels)
+
+
+def test_gc_and_verify_know_the_mask_objects(emu: Emulator, pulled) -> None:
+    root, first, _ = pulled
+    registry = Registry(root)
+    report = registry.verify()
+    assert report.ok
+    completed = sum(1 for job in emu.batch.jobs if job.result_bytes is not None)
+    assert report.objects_checked == completed + len(emu.truth.masks)
+    assert registry.gc(dry_run=True, grace_seconds=0).objects_removed == []
+    sha = first.masks["sha256"].iloc[0]
+    registry.gc(grace_seconds=0)
+    assert registry.has_object(sha)
+
+
 def test_no_masks_on_the_command_line(emu: Emulator, tmp_path: Path) -> None:
     emu.reset_stats()
     done = subprocess.run(cli_pull(emu, tmp_path, "--no-masks", "--json"), env=cli_env(emu),

@@ -63,11 +63,12 @@ from playment_datasets.normalize._mask_rows import (
     MaskSource,
     add_masks,
     mask_refs,
+    stored_masks,
 )
 from playment_datasets.normalize._shapes import add_image, add_tracker
 
 __all__ = ["BatchNormalizer", "DecodedBytes", "MaskMissing", "MaskRef", "MaskSource", "mask_urls",
-           "normalize_result", "to_pixels"]
+           "normalize_result", "stored_masks", "to_pixels"]
 
 logger = logging.getLogger(__name__)
 

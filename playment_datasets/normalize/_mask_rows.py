@@ -22,7 +22,7 @@ from playment_datasets.normalize.masks import DecodedMask, decode_mask
 from playment_datasets.schema import TABLES
 
 __all__ = ["DecodedBytes", "MaskMissing", "MaskRef", "MaskSource", "add_masks",
-           "iter_point_labels", "mask_refs"]
+           "iter_point_labels", "mask_refs", "stored_masks"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,45 @@ def mask_refs(body: Any, kind: str) -> list[MaskRef]:
         for frame_id in masks:
             add(mask_url_of(masks, frame_id), frame_id, "labels")
     return list(refs.values())
+
+
+def stored_masks(
+    entries: Any,
+    get_object: Callable[[str], bytes],
+    ready: Mapping[str, MaskValue] | None = None,
+) -> Callable[[str], MaskValue | None] | None:
+    """The mask source of one job from its stored mask entries.
+
+    ``entries`` is the ``masks`` list of a manifest or journal job entry
+    (``{"url", "sha256", "error"…}``); ``None`` (masks not fetched) gives ``None``.
+    Bytes come from ``ready`` (url → bytes already in memory) or ``get_object(sha256)``;
+    an entry without a sha256 gives ``MaskMissing("fetch_failed", its error)``, and so
+    does a stored copy that has gone missing.
+
+    Example:
+        >>> source = stored_masks([{"url": "u", "sha256": None, "error": "HTTP 503"}], bytes)
+        >>> source("u")
+        MaskMissing(status='fetch_failed', error='HTTP 503')
+    """
+    if entries is None:
+        return None
+    by_url = {str(m.get("url")): m for m in entries if isinstance(m, Mapping)}
+    ready = ready or {}
+
+    def source(url: str) -> MaskValue | None:
+        if url in ready:
+            return ready[url]
+        entry = by_url.get(url)
+        if entry is None:
+            return None
+        if entry.get("sha256"):
+            try:
+                return get_object(str(entry["sha256"]))
+            except KeyError as exc:  # removed from the store since (DatasetNotFoundError)
+                return MaskMissing("fetch_failed", str(exc))
+        return MaskMissing("fetch_failed", str(entry.get("error") or "not fetched"))
+
+    return source
 
 
 def _bytes_of(source: MaskSource, url: str) -> MaskValue | None:

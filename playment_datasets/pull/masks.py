@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from playment_datasets.api.client import PlaymentClient
-from playment_datasets.errors import (
-    APIError,
-    AuthenticationError,
-    DatasetNotFoundError,
-    TransportError,
+from playment_datasets.errors import APIError, AuthenticationError, TransportError
+from playment_datasets.normalize import (
+    DecodedBytes,
+    MaskMissing,
+    MaskRef,
+    mask_urls,
+    stored_masks,
 )
-from playment_datasets.normalize import DecodedBytes, MaskMissing, MaskRef, mask_urls
 from playment_datasets.normalize.masks import DecodedMask, decode_mask
 
 __all__ = [
@@ -199,29 +200,12 @@ def mask_source(
     fetched: FetchedMasks | None,
     get_object: Callable[[str], bytes],
 ) -> Callable[[str], bytes | DecodedBytes | MaskMissing | None] | None:
-    """The normalizer's mask source for one job: bytes from memory or the object store.
-
-    ``None`` entries (masks not fetched) give ``None``: the rows say ``not_fetched``.
+    """The normalizer's mask source for one job: what the worker fetched (and decoded),
+    else the object store. ``None`` entries (masks not fetched): rows say ``not_fetched``.
     """
-    if entries is None:
-        return None
-    by_url = {str(m.get("url")): m for m in entries}
-    contents = fetched.contents if fetched else {}
-    decoded = fetched.decoded if fetched else {}
-
-    def source(url: str) -> bytes | DecodedBytes | MaskMissing | None:
-        if url in decoded:
-            return DecodedBytes(contents[url], decoded[url])
-        if url in contents:
-            return contents[url]
-        entry = by_url.get(url)
-        if entry is None:
-            return None
-        if entry.get("sha256"):
-            try:
-                return get_object(str(entry["sha256"]))
-            except DatasetNotFoundError as exc:  # removed from the store since: say so
-                return MaskMissing("fetch_failed", str(exc))
-        return MaskMissing("fetch_failed", str(entry.get("error") or "not fetched"))
-
-    return source
+    ready: dict[str, bytes | DecodedBytes | MaskMissing] = {}
+    if fetched is not None:
+        ready.update(fetched.contents)
+        ready.update({url: DecodedBytes(fetched.contents[url], decoded)
+                      for url, decoded in fetched.decoded.items()})
+    return stored_masks(entries, get_object, ready)

@@ -15,6 +15,7 @@ import logging
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -328,6 +329,15 @@ def _fill_job_columns(
     return {**tables, "jobs": jobs}
 
 
+def _stored_masks(reg: RegistryDir, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """``masks=`` for normalizing a job again: its masks as the pull stored them."""
+    if not entry.get("masks"):
+        return {}  # no mask fetched: the rows say not_fetched, as in the version
+    from playment_datasets.normalize import stored_masks
+
+    return {"masks": stored_masks(entry["masks"], reg.objects.get)}
+
+
 def renormalize_version(reg: RegistryDir, batch_id: str, version: int | str) -> Dataset:
     """Rebuild the tables of a version from its raw objects as a new child version.
 
@@ -346,7 +356,8 @@ def renormalize_version(reg: RegistryDir, batch_id: str, version: int | str) -> 
         for job_id in sorted(jobs):
             sha = jobs[job_id].get("result_sha256")
             if sha:
-                tables = normalize_result(reg.objects.get(sha), job=meta.get(job_id), strict=False)
+                tables = normalize_result(reg.objects.get(sha), job=meta.get(job_id),
+                                          strict=False, **_stored_masks(reg, jobs[job_id]))
                 writer.write(_fill_job_columns(dict(tables), job_id, jobs[job_id]))
         carried = sorted(j for j, info in jobs.items() if not info.get("result_sha256"))
         if carried:
