@@ -95,15 +95,15 @@ def run(size: str = "full", runs: int | None = None) -> dict[str, Any]:
 def print_tables(report: dict[str, Any]) -> None:
     """Print the masks section as a table."""
     w, h = report["mask_size"]
-    print_table(
-        f"Masks: pull of {report['jobs']} image segmentation jobs with {w}x{h} PNG masks, "
-        f"workers={report['workers']} (median of {report['runs']} runs; ratio = with / "
-        f"without masks, target <= {report['target_ratio']:g})", [
-            {"latency ms": r["latency_ms"], "masks=False s": r["seconds_without_masks"],
-             "with masks s": r["seconds_with_masks"], "ratio": r["ratio"],
-             "masks decoded": r["masks_decoded"],
-             "body bytes with masks": r["body_bytes_with_masks"],
-             "body bytes without": r["body_bytes_without_masks"]} for r in report["rows"]])
+    title = (f"Masks: pull of {report['jobs']} image segmentation jobs with {w}x{h} PNG "
+             f"masks, workers={report['workers']} (median of {report['runs']} runs; ratio = "
+             f"with / without masks, target <= {report['target_ratio']:g})")
+    columns = {"latency ms": "latency_ms", "masks=False s": "seconds_without_masks",
+               "with masks s": "seconds_with_masks", "ratio": "ratio",
+               "masks decoded": "masks_decoded", "body bytes with masks": "body_bytes_with_masks",
+               "body bytes without": "body_bytes_without_masks"}
+    print_table(title, [{head: r[key] for head, key in columns.items()}
+                        for r in report["rows"]])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -538,7 +538,8 @@ def to_coco(
     attributes = _attributes(ds, keys)
 
     image_entries = []
-    mask_sizes = {(m.job_id, m.frame_id, None): (m.width, m.height) for m in masks}
+    mask_sizes: dict[ImageKey, tuple[int, int]] = {
+        (m.job_id, m.frame_id, None): (m.width, m.height) for m in masks}
     for image in images:
         job_id, frame_id, sensor = image
         width, height = mask_sizes.get(image) or sizes[job_id]

@@ -203,11 +203,11 @@ def add_masks(out: Out, refs: list[MaskRef], source: MaskSource) -> None:
     job_id = out.job_id
     segments = out.segments
     for ref in refs:
-        data = _bytes_of(source, ref.url)
+        got = _bytes_of(source, ref.url)
         mine = [i for i, row in enumerate(segments) if row[_MASK_URL] == ref.url
                 and (ref.frame_id is None or row[_FRAME] == ref.frame_id)]
-        if data is None or isinstance(data, MaskMissing):
-            missing = data or MaskMissing("not_fetched")
+        if got is None or isinstance(got, MaskMissing):
+            missing = got or MaskMissing("not_fetched")
             out.masks.append((job_id, ref.frame_id, ref.kind, ref.url, None, None, None, None,
                               None, missing.status, missing.error))
             if missing.status == "fetch_failed":
@@ -218,10 +218,12 @@ def add_masks(out: Out, refs: list[MaskRef], source: MaskSource) -> None:
                     f"{what} could not be fetched ({missing.error}); its segments have no "
                     "pixel statistics. Pull again to retry it."))
             continue
-        if isinstance(data, DecodedBytes) and data.decoded.kind == ref.kind:
-            data, decoded = data.data, data.decoded
+        if isinstance(got, DecodedBytes):
+            data = got.data
+            decoded = (got.decoded if got.decoded.kind == ref.kind
+                       else decode_mask(ref.kind, data))
         else:
-            data = bytes(data.data if isinstance(data, DecodedBytes) else data)
+            data = bytes(got)
             decoded = decode_mask(ref.kind, data)
         sha = hashlib.sha256(data).hexdigest()
         out.masks.append((job_id, ref.frame_id, ref.kind, ref.url, sha, decoded.width,
