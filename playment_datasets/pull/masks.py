@@ -44,6 +44,7 @@ __all__ = [
     "fetch_job_masks",
     "fetch_masks",
     "mask_shas",
+    "resume_job_masks",
     "mask_source",
     "progress_text",
     "refs_of",
@@ -99,11 +100,13 @@ def fetch_masks(
     *,
     put_object: Callable[[bytes], str],
     has_object: Callable[[str], bool],
+    keep_stored: bool = False,
 ) -> FetchedMasks:
     """Fetch every mask of ``refs``; send the ETag of a previous entry still stored.
 
-    Runs in a pull worker. A failure costs only its mask (the entry gets ``error``);
-    a refused API key still stops the pull.
+    With ``keep_stored`` (resuming a journalled job) a previous entry still stored is
+    kept as it is, without a request. Runs in a pull worker. A failure costs only its
+    mask (the entry gets ``error``); a refused API key still stops the pull.
     """
     before = {(m.get("url"), m.get("frame_id")): m for m in previous or ()
               if isinstance(m, Mapping)}
@@ -118,9 +121,12 @@ def fetch_masks(
             continue
         by_url[ref.url] = entry
         old = before.get((ref.url, ref.frame_id))
-        etag = None
-        if old and old.get("etag") and old.get("sha256") and has_object(str(old["sha256"])):
-            etag = str(old["etag"])
+        stored = bool(old and old.get("sha256") and has_object(str(old["sha256"])))
+        if stored and keep_stored:
+            assert old is not None
+            entry.update(sha256=old["sha256"], etag=old.get("etag"))
+            continue
+        etag = str(old["etag"]) if stored and old and old.get("etag") else None
         try:
             got = client.fetch_result(ref.url, etag=etag)
         except AuthenticationError:
@@ -170,6 +176,21 @@ def fetch_job_masks(
         raw = registry.get_object(result_sha256)
     return fetch_masks(client, refs_of(raw, previous), previous,
                        put_object=registry.put_object, has_object=registry.has_object)
+
+
+def resume_job_masks(client: PlaymentClient, registry: Any, result_sha256: str | None,
+                     stored: Any) -> FetchedMasks:
+    """The masks of a journalled job whose result is stored but not every mask.
+
+    ``stored`` is the journal's mask entries (``None`` when that run did not fetch
+    masks: the stored result says which masks there are). Stored masks are kept
+    without a request; the others are fetched.
+    """
+    previous = stored if isinstance(stored, list) else None
+    raw = registry.get_object(result_sha256) if previous is None and result_sha256 else None
+    return fetch_masks(client, refs_of(raw, previous), previous,
+                       put_object=registry.put_object, has_object=registry.has_object,
+                       keep_stored=True)
 
 
 def count(stats: Any, fetched: FetchedMasks) -> None:

@@ -371,12 +371,16 @@ class _PullRun:
             entry = journal.get(job_id)
             if entry is not None and entry.error is None and (
                 entry.result_sha256 is None or self.registry.has_object(entry.result_sha256)
-            ) and (not self.stats.with_masks or entry.result_sha256 is None
-                   or _masks.all_stored(entry.extra.get("masks"), self.registry.has_object)):
+            ):
                 self.stats.resumed += 1
-                return _Outcome(job_id, {**summary, **entry.job}, entry.result_sha256,
-                                entry.etag, resumed=True,
-                                masks=entry.extra.get("masks") if self.stats.with_masks else None)
+                record, masks = {**summary, **entry.job}, entry.extra.get("masks")
+                if (not self.stats.with_masks or entry.result_sha256 is None
+                        or _masks.all_stored(masks, self.registry.has_object)):
+                    return _Outcome(job_id, record, entry.result_sha256, entry.etag,
+                                    resumed=True, masks=masks if self.stats.with_masks else None)
+                # the result is stored, a mask is not: fetch only the masks it lacks
+                outcome = _Outcome(job_id, record, entry.result_sha256, entry.etag)
+                return pool.submit(self._resume_masks, outcome, masks)
             return pool.submit(self._fetch_one, summary)
 
         return submit
@@ -421,6 +425,12 @@ class _PullRun:
                 self.previous is not None and self.previous.pulled_masks(),
             )
             outcome.fetched_masks, outcome.masks = fetched, fetched.entries
+        return outcome
+
+    def _resume_masks(self, outcome: _Outcome, stored: Any) -> _Outcome:
+        """Runs in a worker: the masks a journalled job lacks (its others are not asked for)."""
+        fetched = _masks.resume_job_masks(self.client, self.registry, outcome.sha256, stored)
+        outcome.fetched_masks, outcome.masks = fetched, fetched.entries
         return outcome
 
     def _job_record(
