@@ -26,6 +26,7 @@ import playment_datasets as pds
 from playment_datasets.api.client import RetryPolicy
 from playment_datasets.emulator import Emulator, GeneratedBatch, GeneratedJob
 from playment_datasets.errors import DatasetNotFoundError
+from playment_datasets.normalize import mask_urls
 from playment_datasets.registry.registry import Registry
 
 SEG_KINDS = ["image_segmentation", "video_segmentation", "point_cloud_segmentation"]
@@ -352,3 +353,31 @@ def test_odd_and_malformed_results_land_through_a_real_pull(tmp_path: Path) -> N
         "class_id": "5b0c1c9e-8f1d-4a8e-9d55-2f1f9a3c0e11", "label_key": "4"}
     assert paths["bad-rect"].endswith("rectangles[1].coordinates[0].x")
     assert paths["bad-polygon"].endswith("polygons[0].points")
+
+
+def test_a_resumed_job_fetches_only_the_masks_it_lacks(tmp_path: Path) -> None:
+    with Emulator(jobs=4, seed=9, kinds=["video_segmentation"]) as emu:
+        job = next(j for j in emu.batch.jobs if len(j.truth.masks) >= 2)
+        registry = Registry(tmp_path)
+        urls = sorted(job.truth.masks)
+        bodies = {u: next(b for p, b in job.assets.items() if u.endswith(p)) for u in urls}
+        frames = {ref.url: ref.frame_id for ref in mask_urls(job.result_bytes)}
+        entries = [{"url": u, "frame_id": frames[u], "kind": "png", "sha256": None,
+                    "etag": None, "error": "ServerError: HTTP 503"} for u in urls[:1]]
+        entries += [{"url": u, "frame_id": frames[u], "kind": "png",
+                     "sha256": registry.put_object(bodies[u]), "etag": None} for u in urls[1:]]
+        record = {"id": job.job_id, "job_id": job.job_id, "status": "completed",
+                  "result": emu.result_url(job.job_id)}
+        # the journal an interrupted pull leaves: the result stored, one mask failed
+        with registry.open_staging(emu.project_id, emu.batch_id) as staging:
+            staging.record(job.job_id, record, registry.put_object(job.result_bytes), None,
+                           extra={"masks": entries})
+        emu.reset_stats()
+        ds = do_pull(emu, tmp_path)
+        served = emu.stats.storage_requests
+    assert ds.pull_stats["resumed"] == 1
+    assert served[storage_path(urls[0])] == 1
+    assert [served[storage_path(u)] for u in urls[1:]] == [0] * (len(urls) - 1)
+    assert served[storage_path(emu.result_url(job.job_id))] == 0
+    mine = ds.masks[ds.masks["job_id"] == job.job_id]
+    assert sorted(mine["url"]) == urls and set(mine["decode_status"]) == {"ok"}

@@ -108,8 +108,7 @@ def fetch_masks(
     kept as it is, without a request. Runs in a pull worker. A failure costs only its
     mask (the entry gets ``error``); a refused API key still stops the pull.
     """
-    before = {(m.get("url"), m.get("frame_id")): m for m in previous or ()
-              if isinstance(m, Mapping)}
+    before = {m.get("url"): m for m in previous or () if isinstance(m, Mapping)}
     out = FetchedMasks()
     by_url: dict[str, dict[str, Any]] = {}  # a URL listed for two frames is fetched once
     for ref in refs:
@@ -120,7 +119,7 @@ def fetch_masks(
             entry.update({k: v for k, v in by_url[ref.url].items() if k not in _ENTRY_KEYS[:3]})
             continue
         by_url[ref.url] = entry
-        old = before.get((ref.url, ref.frame_id))
+        old = before.get(ref.url)  # the URL names the file, whatever frame lists it
         stored = bool(old and old.get("sha256") and has_object(str(old["sha256"])))
         if stored and keep_stored:
             assert old is not None
