@@ -8,7 +8,8 @@ Sections (each also runs alone as ``python benchmarks/bench_<name>.py``):
 3. normalize — annotations/s vs json.loads + pandas.json_normalize (bench_normalize);
 4. memory — peak RSS of pulls of growing batches (bench_pull);
 5. load — pds.load() + ds.annotations vs reading per-job JSON files (bench_load);
-6. scaling — pull() jobs/s as workers grows at 50 ms latency (bench_scaling).
+6. scaling — pull() jobs/s as workers grows at 50 ms latency (bench_scaling);
+7. masks — a pull of segmentation jobs with 1024×768 PNG masks vs masks=False (bench_masks).
 
 Every figure is a median of 3 runs (1 with ``--quick`` or ``--smoke``); every ratio is against a
 baseline measured in the same run. The machines are shared: compare ratios, not
@@ -35,7 +36,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bench_load, bench_normalize, bench_pull, bench_scaling  # noqa: E402
+from benchmarks import (  # noqa: E402
+    bench_load,
+    bench_masks,
+    bench_normalize,
+    bench_pull,
+    bench_scaling,
+)
 from benchmarks._common import add_size_arguments, print_table, runs_for, size_of  # noqa: E402
 
 
@@ -59,6 +66,7 @@ def run(size: str = "full", runs: int | None = None) -> dict[str, Any]:
     result["memory"] = timed("memory", lambda: bench_pull.run(size, runs, fetch=False))["memory"]
     result["load"] = timed("load", lambda: bench_load.run(size, runs))
     result["scaling"] = timed("scaling", lambda: bench_scaling.run(size, runs))
+    result["masks"] = timed("masks", lambda: bench_masks.run(size, runs))
     result["summary"] = summary(result)
     result["section_seconds"] = seconds
     result["total_seconds"] = time.perf_counter() - started
@@ -115,6 +123,9 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
     for r in result["scaling"]["rows"]:
         add("scaling", f"jobs/s workers={r['workers']} (baseline: latency bound)",
             r["jobs_per_s"], r["latency_bound_jobs_per_s"], r["share_of_bound"])
+    for r in result["masks"]["rows"]:
+        add("masks", f"pull s with masks @{r['latency_ms']:g} ms (baseline: masks=False)",
+            r["seconds_with_masks"], r["seconds_without_masks"], r["ratio"])
     return rows
 
 
@@ -125,6 +136,7 @@ def print_all(result: dict[str, Any]) -> None:
     bench_pull.print_tables({"memory": result["memory"]})
     bench_load.print_tables(result["load"])
     bench_scaling.print_tables(result["scaling"])
+    bench_masks.print_tables(result["masks"])
     size = "" if result["size"] == "full" else f"{result['size']}, "
     print_table(f"All benchmarks ({size}median of "
                 f"{result['runs']} run(s); ratio = value / baseline, or baseline / value for "

@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "system's)")
     p.add_argument("--refresh-jobs", action="store_true",
                    help="re-read every job record, even for jobs unchanged since the last version")
+    p.add_argument("--no-masks", action="store_true",
+                   help="do not fetch the mask files of segmentation results (their masks "
+                        "rows say not_fetched)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--shard", metavar="I/N", type=_shard,
                    help="pull only shard I of N (0-based); then run commit-shards")
@@ -326,7 +329,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
         workers=args.workers or DEFAULT_WORKERS, rate_limit=args.rate_limit,
         progress=False if (args.no_progress or args.json) else None,
         refresh_jobs=args.refresh_jobs, shard=args.shard, ca_bundle=args.ca_bundle,
-        lock_timeout=lock_timeout,
+        lock_timeout=lock_timeout, masks=not args.no_masks,
     )
     summary = summarize(ds)
     _emit(args, summary, render_summary)
@@ -626,6 +629,13 @@ def render_summary(s: dict[str, Any]) -> str:
             f"{stats['fetched']} downloaded, {stats['not_modified']} unchanged, "
             f"{stats['resumed']} resumed, {stats['failed']} failed"
         )
+        if stats.get("masks_fetched") or stats.get("masks_not_modified") \
+                or stats.get("masks_failed"):
+            lines.append(
+                f"masks     {stats['masks_fetched']} downloaded "
+                f"({stats['mask_bytes_downloaded']} bytes), {stats['masks_not_modified']} "
+                f"unchanged, {stats['masks_failed']} failed"
+            )
     lines += [
         "",
         _side_by_side(

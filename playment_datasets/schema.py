@@ -81,6 +81,7 @@ MASK_KINDS = ("png", "pcd", "labels")
 MASK_DECODE_STATUSES = (
     "ok",
     "not_fetched",  # the pull did not fetch masks (masks=False), or the bytes are missing
+    "fetch_failed",  # the pull could not fetch it after all retries (decode_error says why)
     "not_png",
     "not_pcd",
     "truncated",

@@ -107,8 +107,21 @@ def test_scaling_reports_every_point_with_its_bound(report: dict[str, Any]) -> N
 
 
 @pytest.mark.slow
+def test_masks_compares_pulls_with_and_without_masks(report: dict[str, Any]) -> None:
+    masks = report["masks"]
+    assert masks["mask_size"] == [1024, 768]
+    assert [r["latency_ms"] for r in masks["rows"]] == [20.0, 100.0]
+    for r in masks["rows"]:
+        _positive(r, "jobs", "seconds_with_masks", "seconds_without_masks", "ratio",
+                  "body_bytes_with_masks", "body_bytes_without_masks")
+        assert r["masks"] == r["masks_decoded"] == r["jobs"]  # one mask per job, all decoded
+        assert r["body_bytes_with_masks"] > r["body_bytes_without_masks"]
+
+
+@pytest.mark.slow
 def test_summary_has_a_row_for_every_section(report: dict[str, Any]) -> None:
     sections = {r["section"] for r in report["summary"]}
-    assert sections == {"fetch", "incremental", "normalize", "memory", "load", "scaling"}
+    assert sections == {"fetch", "incremental", "normalize", "memory", "load", "scaling",
+                        "masks"}
     for r in report["summary"]:
         assert isinstance(r["value"], (int, float)) and r["value"] >= 0, r

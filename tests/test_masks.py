@@ -282,3 +282,49 @@ def test_hand_made_png_statistics() -> None:
         ("#123456", "sky", 0, None, None, None, None),
         ("#000000", None, 1, 0.9, 0.0, 1.0, 0.25),
     ]
+
+
+def _png_of(rgba: Any) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _stats_by_hand(rgba: Any) -> dict[str, tuple[int, float, float, float, float]]:
+    """Per-colour statistics counted pixel by pixel (the test's own reference)."""
+    height, width = rgba.shape[:2]
+    seen: dict[str, list[int]] = {}
+    for y in range(height):
+        for x in range(width):
+            r, g, b, a = (int(v) for v in rgba[y, x])
+            if r == g == b == a == 0:
+                continue
+            s = seen.setdefault(f"#{r:02x}{g:02x}{b:02x}", [0, x, y, x, y])
+            s[0] += 1
+            s[1], s[2] = min(s[1], x), min(s[2], y)
+            s[3], s[4] = max(s[3], x), max(s[4], y)
+    return {c: (n, x0 / width, y0 / height, (x1 + 1) / width, (y1 + 1) / height)
+            for c, (n, x0, y0, x1, y1) in seen.items()}
+
+
+@pytest.mark.parametrize("n_colors", [5, 300])  # the colour-by-colour path and the sort
+def test_png_statistics_and_ids_match_a_pixel_by_pixel_count(n_colors: int) -> None:
+    import numpy as np
+
+    from playment_datasets.normalize.masks import png_ids
+
+    rng = np.random.default_rng(n_colors)
+    palette = rng.integers(1, 256, size=(n_colors, 3), dtype=np.uint8)
+    rgba = np.zeros((30, 40, 4), dtype=np.uint8)
+    picks = rng.integers(-1, n_colors, size=(30, 40))  # -1: unlabelled
+    rgba[..., :3] = np.where(picks[..., None] >= 0, palette[picks.clip(0)], 0)
+    rgba[..., 3] = np.where(picks >= 0, rng.choice([128, 255], size=(30, 40)), 0)  # 2 alphas
+    decoded = decode_png(_png_of(rgba))
+    expected = _stats_by_hand(rgba)
+    assert {c: (s.n_pixels, s.x_min, s.y_min, s.x_max, s.y_max)
+            for c, s in decoded.colors.items()} == expected
+    ids, colors = png_ids(_png_of(rgba))
+    assert colors == sorted(expected)
+    for n, color in enumerate(colors, 1):
+        assert int((ids == n).sum()) == expected[color][0]
+    assert int((ids == 0).sum()) == int((picks < 0).sum())

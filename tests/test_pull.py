@@ -59,7 +59,10 @@ def test_tables_match_the_generators_ground_truth(emu: Emulator, pulled) -> None
     pairs = zip(plain(attrs["name"]), plain(attrs["value"]), strict=True)
     assert Counter(pairs) == truth.attributes
     assert len(ds.points) == truth.points and len(ds.edges) == truth.edges
-    assert len(ds.cuboids_3d) == truth.cuboids_3d and len(ds.segments) == truth.segments
+    # with masks fetched, every colour / label key a legend does not list is a segment too
+    unlisted = sum(len(mask.unknown) for mask in truth.masks.values())
+    assert len(ds.cuboids_3d) == truth.cuboids_3d
+    assert len(ds.segments) == truth.segments + unlisted and unlisted > 0
     assert len(ds.frames) == truth.frames
     assert Counter(ds.jobs["status"].tolist()) == truth.jobs_by_status
     assert Counter(ds.jobs["result_kind"].tolist()) == truth.jobs_by_kind
@@ -114,7 +117,7 @@ def test_unchanged_repull_makes_no_version_and_downloads_no_body(emu: Emulator, 
     assert Registry(root).versions(emu.batch_id) == [first.version]
     assert stats.bytes_served == 0
     completed = sum(1 for job in emu.batch.jobs if job.result_bytes is not None)
-    assert stats.not_modified == completed
+    assert stats.not_modified == completed + len(emu.truth.masks)  # results and masks
     assert stats.requests["job"] == 0  # the listing showed every job unchanged
     assert first.pull_stats["fetched"] == completed and first.pull_stats["not_modified"] == 0
 

@@ -31,10 +31,15 @@ import pyarrow.parquet as pq
 from playment_datasets._optional import import_optional
 from playment_datasets.dataset import media as _media
 from playment_datasets.dataset import views
+from playment_datasets.dataset.mask_array import MaskArray, read_mask
 from playment_datasets.errors import ConfigurationError, CorruptDatasetError, RegistryError
-from playment_datasets.schema import TABLES
+from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES, TABLES, upgrade_table
 
-__all__ = ["CATEGORICAL_COLUMNS", "Dataset", "DatasetView", "arrow_to_pandas", "read_json"]
+__all__ = ["CATEGORICAL_COLUMNS", "Dataset", "DatasetView", "MaskArray", "arrow_to_pandas",
+           "read_json"]
+
+#: What a Dataset reads raw objects (masks) with: sha256 → bytes.
+ObjectReader = Callable[[str], bytes]
 
 _JOB_META_FILE = "job_meta.jsonl.gz"
 
@@ -117,14 +122,21 @@ class Dataset:
         path: the version directory ``datasets/<project_id>/<batch_id>/v<N>``.
         manifest: the parsed ``manifest.json``.
 
+    ``objects`` reads the raw objects (mask files) of the registry holding the version,
+    by sha256; :meth:`Registry.load` passes it. Without it, :meth:`mask` cannot decode.
+
     Example:
         >>> ds = Dataset("registry/datasets/p/b/v1")    # doctest: +SKIP
         >>> ds.tables()                                 # doctest: +SKIP
         ['jobs', 'annotations', 'points', ...]
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    _objects: ObjectReader | None = None
+
+    def __init__(self, path: str | os.PathLike[str], *,
+                 objects: ObjectReader | None = None) -> None:
         self.path = Path(path)
+        self._objects = objects
         manifest_path = self.path / "manifest.json"
         if not manifest_path.is_file():
             raise CorruptDatasetError(
@@ -181,7 +193,21 @@ class Dataset:
         """Table ``name`` as a pyarrow Table (optionally only some columns / rows).
 
         ``filters`` uses the pyarrow.parquet syntax, e.g. ``[("label", "==", "car")]``.
+        A version written under an older schema reads with the current one: tables it
+        did not have are empty, columns it did not have are null (:func:`upgrade_table`).
         """
+        if name in TABLE_NAMES and name not in self.tables():
+            table = upgrade_table(name, None)
+            return table.select(list(columns)) if columns else table
+        if str(self.manifest.get("schema_version")) == SCHEMA_VERSION:
+            return self._read(name, columns, filters)
+        # an older version: read its columns, then add the new ones as nulls
+        table = upgrade_table(name, self._read(name, None, filters))
+        return table.select(list(columns)) if columns else table
+
+    def _read(
+        self, name: str, columns: Sequence[str] | None, filters: Any
+    ) -> pa.Table:
         path = self._file(name)
         try:
             return pq.read_table(path, columns=list(columns) if columns else None, filters=filters)
@@ -301,8 +327,57 @@ class Dataset:
         return self.table("segments")
 
     @property
+    def masks(self) -> pd.DataFrame:
+        """One row per mask file of a segmentation job (see docs/schema.md)."""
+        return self.table("masks")
+
+    @property
+    def point_labels(self) -> pd.DataFrame:
+        """One row per labelled point of a point-cloud segmentation mask."""
+        return self.table("point_labels")
+
+    @property
+    def warnings(self) -> pd.DataFrame:
+        """Fields of an unexpected type that were kept, and annotations that were dropped."""
+        return self.table("warnings")
+
+    @property
     def errors(self) -> pd.DataFrame:
         return self.table("errors")
+
+    def mask(self, job_id: str, frame_id: str | None = None) -> MaskArray:
+        """The decoded mask of a segmentation job (of one frame for video and point clouds).
+
+        Returns a :class:`MaskArray`: ``array`` is H × W of ids for a PNG mask (0
+        unlabelled, ``ids`` maps each id to its colour, label, class and instance), or a
+        1-D array of label keys per point for a point-cloud mask (``ids`` maps each key).
+
+        Raises:
+            DatasetNotFoundError: no such job, the job has no mask (or not that frame),
+                or the mask was not fetched (re-pull with masks).
+            ConfigurationError: the job has masks for several frames and ``frame_id``
+                was not given.
+
+        Example:
+            >>> m = ds.mask("JOB_ID")                       # doctest: +SKIP
+            >>> m.array.shape, m.ids[["id", "label"]].head(2)  # doctest: +SKIP
+        """
+        return read_mask(self, job_id, frame_id)
+
+    def object(self, sha256: str) -> bytes:
+        """A raw object of this version by sha256: a result file (``jobs.result_sha256``)
+        or a mask file (``masks.sha256``), from the registry's object store.
+
+        Example:
+            >>> sha = ds.jobs.result_sha256.iloc[0]          # doctest: +SKIP
+            >>> json.loads(ds.object(sha))                    # doctest: +SKIP
+        """
+        if self._objects is None:
+            raise ConfigurationError(
+                f"this Dataset ({self.path}) was opened without its registry's object store, "
+                "where raw results and mask files are kept; open it with Registry(...).load() "
+                "or playment_datasets.load()")
+        return self._objects(sha256)
 
     @property
     def pull_stats(self) -> dict[str, Any]:

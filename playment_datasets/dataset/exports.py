@@ -41,6 +41,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from playment_datasets.dataset.coco_masks import MASK_COLUMNS, SEGMENT_COLUMNS, segment_images
 from playment_datasets.errors import ConfigurationError, InvalidIdError
 from playment_datasets.schema import TABLE_NAMES, TABLES
 
@@ -48,8 +49,9 @@ __all__ = ["resolve_image_sizes", "to_coco", "to_csv", "to_yolo"]
 
 logger = logging.getLogger(__name__)
 
-#: Annotation types the COCO instances export understands.
-COCO_TYPES = ("rectangle", "polygon")
+#: Annotation types the COCO instances export understands ("segment": instance masks
+#: of segmentation jobs, as RLE — see dataset/coco_masks.py).
+COCO_TYPES = ("rectangle", "polygon", "segment")
 
 _SIZE_HINT = (
     "pass image_size=(1920, 1080) for one size for every image, a mapping "
@@ -487,7 +489,7 @@ def to_coco(
     categories: Sequence[str] | None = None,
     image_names: Mapping[ImageKey, str] | None = None,
 ) -> Path:
-    """Write a COCO instances JSON file of the rectangles and polygons of ``ds``.
+    """Write a COCO instances JSON file of the rectangles, polygons and masks of ``ds``.
 
     * ``images``: one per image with exported annotations (an image job, or one frame
       of a video job), ids from 1; ``file_name`` is the basename of ``jobs.image_url``
@@ -501,6 +503,11 @@ def to_coco(
       rectangle, shoelace for a polygon), ``segmentation`` (the polygon, or the
       rectangle's corners), ``iscrowd`` 0, ``attributes`` (name -> value, a list for
       multi-valued attributes) and ``playment_annotation_key``.
+    * segmentation jobs (type ``segment``): one image per fetched PNG mask (its size
+      is the mask's, ``image_size`` is not needed), one annotation per labelled colour
+      with ``segmentation`` as uncompressed RLE (column-major counts), ``area`` the
+      pixel count and ``bbox`` the pixels' box; the category is the class
+      (``car`` for ``car # 5``, instance in ``playment_instance_id``).
 
     ``image_names`` maps ``(job_id, frame_id, sensor_id)`` to the ``file_name`` of an
     image (the training layout names files with their extensions; see training.py).
@@ -520,12 +527,19 @@ def to_coco(
             f"{', '.join(map(repr, unknown))}; pass types=('rectangle', 'polygon') or a subset"
         )
     path = Path(out_dir) / _relative_name(file_name)
-    shapes = _collect_shapes(ds, wanted)
+    shapes = _collect_shapes(ds, [t for t in wanted if t != "segment"])
     images = _images(shapes)
     sizes = resolve_image_sizes(ds, image_size, job_ids={i[0] for i in images}) if images else {}
+    masks = segment_images(
+        ds, _table(ds, "masks", MASK_COLUMNS, required=False),
+        _table(ds, "segments", SEGMENT_COLUMNS, required=False),
+    ) if "segment" in wanted else []
+    mask_images = [(m.job_id, m.frame_id, None) for m in masks]
+    images += [i for i in mask_images if i not in set(images)]
     names = _image_names(ds, images)
     image_ids = {image: n for n, image in enumerate(images, 1)}
-    category_ids = {label: n for n, label in enumerate(sorted({s.label for s in shapes}), 1)}
+    labels = {s.label for s in shapes} | {a["label"] for m in masks for a in m.annotations}
+    category_ids = {label: n for n, label in enumerate(sorted(labels), 1)}
     if categories is not None:  # a fixed list: ids shared by every split of an export
         fixed = check_classes(sorted(category_ids), categories)
         category_ids = {label: n for n, label in enumerate(fixed, 1)}
@@ -535,9 +549,11 @@ def to_coco(
     attributes = _attributes(ds, keys)
 
     image_entries = []
+    mask_sizes: dict[ImageKey, tuple[int, int]] = {
+        (m.job_id, m.frame_id, None): (m.width, m.height) for m in masks}
     for image in images:
         job_id, frame_id, sensor = image
-        width, height = sizes[job_id]
+        width, height = mask_sizes.get(image) or sizes[job_id]
         entry: dict[str, Any] = {"id": image_ids[image], "file_name": names[image][0],
                                  "width": width, "height": height, "playment_job_id": job_id}
         if frame_id is not None:
@@ -578,6 +594,11 @@ def to_coco(
         if shape.track_id is not None:
             entry["playment_track_id"] = shape.track_id
         ann_entries.append(entry)
+    for mask, image in zip(masks, mask_images, strict=True):
+        for ann in mask.annotations:
+            label = ann.pop("label")
+            ann_entries.append({"id": len(ann_entries) + 1, "image_id": image_ids[image],
+                                "category_id": category_ids[label], **ann})
 
     batch_column = _table(ds, "jobs", ["batch_id"], required=False).column("batch_id")
     batch_ids = sorted({b for b in batch_column.to_pylist() if b})

@@ -402,10 +402,10 @@ class StorageHandler(_BaseHandler):
         split = urlsplit(self.path)
         if any(name.lower() == "x-api-key" for name in self.headers.keys()):
             emulator._count_leak()
-        emulator._count_request("storage")
+        emulator._count_request("storage", unquote(split.path))
         emulator._pause(emulator._latency_seconds())
         params = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-        fault = emulator._next_fault("storage")
+        fault = emulator._next_fault("storage", unquote(split.path))
         if fault == "expire":
             self._write(self._expired(params))
             return

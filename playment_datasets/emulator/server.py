@@ -69,7 +69,8 @@ class EmulatorStats:
     bytes sent by the storage host; ``not_modified`` counts 304 answers; ``leaks``
     counts storage requests that carried an ``x-api-key`` header; ``faults`` counts
     injected faults per kind (``down`` for outage answers); ``auth_failures`` counts
-    requests refused for a missing or wrong key.
+    requests refused for a missing or wrong key. ``storage_requests`` counts storage
+    requests per object path (``urlsplit(url).path`` of a result or mask URL, unquoted).
     """
 
     requests: Counter[str] = field(default_factory=Counter)
@@ -78,6 +79,7 @@ class EmulatorStats:
     leaks: int = 0
     faults: Counter[str] = field(default_factory=Counter)
     auth_failures: int = 0
+    storage_requests: Counter[str] = field(default_factory=Counter)
 
 
 class Emulator:
@@ -339,11 +341,16 @@ class Emulator:
             self._plan = plan
             self._rng = random.Random(plan.seed if plan is not None else 0)
 
-    def fail_next(self, n: int, kind: str, request_class: str | None = None) -> None:
+    def fail_next(self, n: int, kind: str, request_class: str | None = None, *,
+                  url: str | None = None) -> None:
         """Make the next ``n`` requests of ``request_class`` (any when None) fail with ``kind``.
+
+        With ``url`` (a result or mask URL) only storage requests for that object fail.
 
         Example: ``emu.fail_next(2, "503", "job")`` — the next two job requests get 503.
         """
+        if url is not None and request_class not in (None, "storage"):
+            raise ConfigurationError("a fault for one url applies to storage requests only")
         if kind not in FAULT_KINDS:
             raise ConfigurationError(
                 f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
@@ -356,7 +363,10 @@ class Emulator:
         if n < 1:
             raise ConfigurationError(f"n must be at least 1, got {n}")
         with self._lock:
-            self._forced.append([n, kind, request_class])
+            if url is not None:
+                self._forced.append([n, kind, "storage", unquote(urlsplit(url).path)])
+            else:
+                self._forced.append([n, kind, request_class, None])
 
     def set_latency(self, ms: float) -> None:
         """Sleep ``ms`` milliseconds before answering each request."""
@@ -378,7 +388,8 @@ class Emulator:
         with self._lock:
             s = self._stats
             return EmulatorStats(Counter(s.requests), s.bytes_served, s.not_modified, s.leaks,
-                                 Counter(s.faults), s.auth_failures)
+                                 Counter(s.faults), s.auth_failures,
+                                 Counter(s.storage_requests))
 
     def reset_stats(self) -> None:
         """Set every counter back to zero."""
@@ -387,9 +398,11 @@ class Emulator:
 
     # -- used by the request handlers ----------------------------------------------------
 
-    def _count_request(self, request_class: str) -> None:
+    def _count_request(self, request_class: str, path: str | None = None) -> None:
         with self._lock:
             self._stats.requests[request_class] += 1
+            if path is not None:
+                self._stats.storage_requests[path] += 1
 
     def _count_fault(self, kind: str) -> None:
         with self._lock:
@@ -429,12 +442,12 @@ class Emulator:
         with self._lock:
             return self._plan if self._plan is not None else FaultPlan()
 
-    def _next_fault(self, request_class: str) -> str | None:
+    def _next_fault(self, request_class: str, path: str | None = None) -> str | None:
         with self._lock:
             kind = None
             for entry in self._forced:
-                remaining, forced_kind, only = entry
-                if only not in (None, request_class):
+                remaining, forced_kind, only, only_path = entry
+                if only not in (None, request_class) or only_path not in (None, path):
                     continue
                 if forced_kind == "expire" and request_class != "storage":
                     continue

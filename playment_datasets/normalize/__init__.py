@@ -56,11 +56,19 @@ from playment_datasets.normalize._formats import (
     is_attribute_value,
     is_cuboid_3d,
 )
-from playment_datasets.normalize._mask_rows import MaskRef, MaskSource, add_masks, mask_refs
+from playment_datasets.normalize._mask_rows import (
+    DecodedBytes,
+    MaskMissing,
+    MaskRef,
+    MaskSource,
+    add_masks,
+    mask_refs,
+    stored_masks,
+)
 from playment_datasets.normalize._shapes import add_image, add_tracker
 
-__all__ = ["BatchNormalizer", "MaskRef", "MaskSource", "mask_urls", "normalize_result",
-           "to_pixels"]
+__all__ = ["BatchNormalizer", "DecodedBytes", "MaskMissing", "MaskRef", "MaskSource", "mask_urls",
+           "normalize_result", "stored_masks", "to_pixels"]
 
 logger = logging.getLogger(__name__)
 
@@ -498,8 +506,9 @@ def normalize_result(
             the job can be read).
         masks: the mask files of a segmentation result, already fetched: a mapping
             ``url -> bytes`` or a callable ``url -> bytes | None`` (URLs from
-            :func:`mask_urls`). ``None``: not fetched — ``masks`` rows say
-            ``not_fetched`` and segment pixel statistics stay null.
+            :func:`mask_urls`); a :class:`MaskMissing` value says why a mask has no
+            bytes (``fetch_failed`` adds a ``warnings`` row). ``None``: not fetched —
+            ``masks`` rows say ``not_fetched`` and segment pixel statistics stay null.
 
     Returns:
         ``{name: pyarrow.Table}`` for every name of ``TABLE_NAMES``, in order, each

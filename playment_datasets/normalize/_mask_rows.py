@@ -21,11 +21,47 @@ from playment_datasets.normalize._formats import mask_url_of
 from playment_datasets.normalize.masks import DecodedMask, decode_mask
 from playment_datasets.schema import TABLES
 
-__all__ = ["MaskRef", "MaskSource", "add_masks", "iter_point_labels", "mask_refs"]
+__all__ = ["DecodedBytes", "MaskMissing", "MaskRef", "MaskSource", "add_masks",
+           "iter_point_labels", "mask_refs", "stored_masks"]
 
-#: Where the normalizer gets mask bytes: ``{url: bytes}``, or ``url -> bytes | None``;
-#: ``None`` (or a missing URL) means the mask was not fetched.
-MaskSource = Mapping[str, bytes] | Callable[[str], bytes | None] | None
+
+@dataclass(frozen=True)
+class DecodedBytes:
+    """Mask bytes that the caller already decoded with :func:`decode_mask` (a pull
+    decodes PNG masks in its worker threads, in parallel with the downloads).
+
+    Example:
+        >>> from playment_datasets.normalize.masks import decode_mask
+        >>> DecodedBytes(b"0\n", decode_mask("labels", b"0\n")).decoded.label_counts
+        {0: 1}
+    """
+
+    data: bytes
+    decoded: DecodedMask
+
+
+@dataclass(frozen=True)
+class MaskMissing:
+    """What a mask source gives for a mask it has no bytes of, and why.
+
+    ``status`` is a ``masks.decode_status`` (``not_fetched`` or ``fetch_failed``);
+    ``error`` the reason, kept in ``masks.decode_error`` (a ``fetch_failed`` mask also
+    gets a ``warnings`` row).
+
+    Example:
+        >>> MaskMissing("fetch_failed", "HTTP 503 six times").status
+        'fetch_failed'
+    """
+
+    status: str
+    error: str | None = None
+
+
+#: Where the normalizer gets mask bytes: ``{url: bytes}``, or ``url -> bytes | None``
+#: (or a :class:`MaskMissing`, or :class:`DecodedBytes`); ``None`` (or a missing URL)
+#: means not fetched.
+MaskValue = bytes | DecodedBytes | MaskMissing
+MaskSource = Mapping[str, MaskValue] | Callable[[str], MaskValue | None] | None
 
 #: Rows per ``point_labels`` chunk.
 POINT_LABEL_CHUNK = 1 << 16
@@ -76,7 +112,46 @@ def mask_refs(body: Any, kind: str) -> list[MaskRef]:
     return list(refs.values())
 
 
-def _bytes_of(source: MaskSource, url: str) -> bytes | None:
+def stored_masks(
+    entries: Any,
+    get_object: Callable[[str], bytes],
+    ready: Mapping[str, MaskValue] | None = None,
+) -> Callable[[str], MaskValue | None] | None:
+    """The mask source of one job from its stored mask entries.
+
+    ``entries`` is the ``masks`` list of a manifest or journal job entry
+    (``{"url", "sha256", "error"…}``); ``None`` (masks not fetched) gives ``None``.
+    Bytes come from ``ready`` (url → bytes already in memory) or ``get_object(sha256)``;
+    an entry without a sha256 gives ``MaskMissing("fetch_failed", its error)``, and so
+    does a stored copy that has gone missing.
+
+    Example:
+        >>> source = stored_masks([{"url": "u", "sha256": None, "error": "HTTP 503"}], bytes)
+        >>> source("u")
+        MaskMissing(status='fetch_failed', error='HTTP 503')
+    """
+    if entries is None:
+        return None
+    by_url = {str(m.get("url")): m for m in entries if isinstance(m, Mapping)}
+    ready = ready or {}
+
+    def source(url: str) -> MaskValue | None:
+        if url in ready:
+            return ready[url]
+        entry = by_url.get(url)
+        if entry is None:
+            return None
+        if entry.get("sha256"):
+            try:
+                return get_object(str(entry["sha256"]))
+            except KeyError as exc:  # removed from the store since (DatasetNotFoundError)
+                return MaskMissing("fetch_failed", str(exc))
+        return MaskMissing("fetch_failed", str(entry.get("error") or "not fetched"))
+
+    return source
+
+
+def _bytes_of(source: MaskSource, url: str) -> MaskValue | None:
     if source is None:
         return None
     if callable(source):
@@ -128,16 +203,29 @@ def add_masks(out: Out, refs: list[MaskRef], source: MaskSource) -> None:
     job_id = out.job_id
     segments = out.segments
     for ref in refs:
-        data = _bytes_of(source, ref.url)
+        got = _bytes_of(source, ref.url)
         mine = [i for i, row in enumerate(segments) if row[_MASK_URL] == ref.url
                 and (ref.frame_id is None or row[_FRAME] == ref.frame_id)]
-        if data is None:
+        if got is None or isinstance(got, MaskMissing):
+            missing = got or MaskMissing("not_fetched")
             out.masks.append((job_id, ref.frame_id, ref.kind, ref.url, None, None, None, None,
-                              None, "not_fetched", None))
+                              None, missing.status, missing.error))
+            if missing.status == "fetch_failed":
+                what = f"the {ref.kind} mask {ref.url}" + (
+                    f" of frame {ref.frame_id}" if ref.frame_id is not None else "")
+                out.warnings.append((
+                    job_id, None, "$", "a mask file", "a fetch error",
+                    f"{what} could not be fetched ({missing.error}); its segments have no "
+                    "pixel statistics. Pull again to retry it."))
             continue
-        data = bytes(data)
+        if isinstance(got, DecodedBytes):
+            data = got.data
+            decoded = (got.decoded if got.decoded.kind == ref.kind
+                       else decode_mask(ref.kind, data))
+        else:
+            data = bytes(got)
+            decoded = decode_mask(ref.kind, data)
         sha = hashlib.sha256(data).hexdigest()
-        decoded = decode_mask(ref.kind, data)
         out.masks.append((job_id, ref.frame_id, ref.kind, ref.url, sha, decoded.width,
                           decoded.height, decoded.n_points, len(data), decoded.status,
                           decoded.error))

@@ -53,6 +53,7 @@ __all__ = [
     "decode_mask",
     "decode_pcd",
     "decode_png",
+    "png_ids",
 ]
 
 #: Largest raster decoded (width × height); 25 M pixels is 100 MB as RGBA.
@@ -111,6 +112,68 @@ def decode_png(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedM
         >>> decode_png(b"<html>").status
         'not_png'
     """
+    got = _rgba(data, max_pixels)
+    if isinstance(got, DecodedMask):
+        return got
+    rgba, found = got
+    height, width = rgba.shape[:2]
+    groups = _colour_groups(found)
+    if groups is None:  # very many colours: sort every pixel instead
+        return DecodedMask("png", width=width, height=height, colors=_color_stats(rgba))
+    packed = _packed(rgba)
+    colors = {}
+    for color, (n, values) in groups.items():
+        pixels = _pixels_of(packed, values)
+        rows = np.flatnonzero(pixels.any(axis=1))
+        r0, r1 = int(rows[0]), int(rows[-1])
+        cols = np.flatnonzero(pixels[r0:r1 + 1].any(axis=0))  # only the rows it spans
+        colors[color] = ColorStats(n, int(cols[0]) / width, r0 / height,
+                                   (int(cols[-1]) + 1) / width, (r1 + 1) / height)
+    return DecodedMask("png", width=width, height=height, colors=colors)
+
+
+#: Up to this many distinct RGBA values, a mask is read colour by colour (a few fast
+#: passes per colour); beyond, every pixel is sorted by colour.
+_FEW_COLORS = 256
+
+
+def _colour_groups(found: list[tuple[int, tuple[int, ...]]] | None
+                   ) -> dict[str, tuple[int, list[int]]] | None:
+    """``#rrggbb`` → (pixel count, packed RGBA values with that RGB), in colour order.
+
+    ``found`` is Pillow's ``getcolors()``: (count, (r, g, b, a)) per distinct value, or
+    ``None`` when there are more than :data:`_FEW_COLORS`. The all-zero value is
+    unlabelled; a colour with several alpha values is one colour.
+    """
+    if found is None:
+        return None
+    groups: dict[str, tuple[int, list[int]]] = {}
+    for n, (r, g, b, a) in sorted(found, key=lambda c: c[1]):
+        if r == g == b == a == 0:
+            continue
+        color = f"#{r:02x}{g:02x}{b:02x}"
+        total, values = groups.get(color, (0, []))
+        groups[color] = (total + n, [*values, r | g << 8 | b << 16 | a << 24])
+    return groups
+
+
+def _packed(rgba: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """The pixels as one little-endian uint32 each (``r | g<<8 | b<<16 | a<<24``), no copy."""
+    height, width = rgba.shape[:2]
+    return np.ascontiguousarray(rgba).view("<u4").reshape(height, width)
+
+
+def _pixels_of(packed: np.ndarray[Any, Any], values: list[int]) -> np.ndarray[Any, Any]:
+    pixels = packed == np.uint32(values[0])
+    for value in values[1:]:
+        pixels |= packed == np.uint32(value)
+    return pixels
+
+
+def _rgba(data: bytes, max_pixels: int
+          ) -> tuple[np.ndarray[Any, Any], list[tuple[int, tuple[int, ...]]] | None] | DecodedMask:
+    """The H × W × 4 pixels of a PNG and its distinct colours (Pillow's ``getcolors``,
+    ``None`` beyond :data:`_FEW_COLORS`), or a failed :class:`DecodedMask` saying why."""
     data = bytes(data)
     if not data.startswith(_PNG_SIGNATURE):
         return _failed("png", "not_png", f"expected a PNG file, got {data[:16]!r}")
@@ -132,7 +195,9 @@ def decode_png(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedM
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=["PNG"]) as img:
                 img.load()
-                rgba = np.asarray(img.convert("RGBA"))
+                rgba_img = img if img.mode == "RGBA" else img.convert("RGBA")
+                rgba = np.asarray(rgba_img)
+                found = rgba_img.getcolors(_FEW_COLORS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return _failed("png", "too_large", f"Pillow refused the image: {exc}", **known)
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
@@ -143,7 +208,44 @@ def decode_png(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedM
     if rgba.shape[:2] != (height, width):
         return _failed("png", "bad_header", f"the header says {width}×{height}, the pixels "
                        f"are {rgba.shape[1]}×{rgba.shape[0]}", **known)
-    return DecodedMask("png", width=width, height=height, colors=_color_stats(rgba))
+    return rgba, found
+
+
+def png_ids(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS
+            ) -> tuple[np.ndarray[Any, Any], list[str]] | DecodedMask:
+    """A PNG mask as an H × W ``int32`` array of colour ids, and the colours.
+
+    0 is unlabelled (all four channels 0); id ``i >= 1`` is the colour ``colors[i - 1]``
+    (lower-case ``#rrggbb``, in ascending order). A file that cannot be decoded gives
+    the failed :class:`DecodedMask` instead.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> img = Image.new("RGBA", (3, 1)); img.putpixel((2, 0), (255, 0, 0, 255))
+        >>> buf = io.BytesIO(); img.save(buf, "PNG")
+        >>> ids, colors = png_ids(buf.getvalue())
+        >>> ids.tolist(), colors
+        ([[0, 0, 1]], ['#ff0000'])
+    """
+    got = _rgba(data, max_pixels)
+    if isinstance(got, DecodedMask):
+        return got
+    rgba, found = got
+    groups = _colour_groups(found)
+    if groups is not None:
+        packed = _packed(rgba)
+        ids = np.zeros(packed.shape, dtype=np.int32)
+        for n, (_, values) in enumerate(groups.values(), 1):
+            ids[_pixels_of(packed, values)] = n
+        return ids, list(groups)
+    flat = rgba.reshape(-1, 4).astype(np.uint32)
+    codes = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+    labelled = (codes | flat[:, 3]) != 0
+    present, inverse = np.unique(codes[labelled], return_inverse=True)
+    ids = np.zeros(codes.shape, dtype=np.int32)
+    ids[labelled] = inverse.astype(np.int32) + 1
+    return ids.reshape(rgba.shape[:2]), [f"#{int(c):06x}" for c in present.tolist()]
 
 
 def _color_stats(rgba: np.ndarray[Any, Any]) -> dict[str, ColorStats]:

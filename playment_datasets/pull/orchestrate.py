@@ -54,6 +54,7 @@ from playment_datasets.errors import (
     TransportError,
 )
 from playment_datasets.normalize import BatchNormalizer
+from playment_datasets.pull import masks as _masks
 from playment_datasets.pull.previous import Previous, read_previous
 from playment_datasets.pull.progress import make_progress
 from playment_datasets.registry.registry import Registry
@@ -101,6 +102,12 @@ class PullStats:
     bytes_downloaded: int = 0
     seconds: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
+    with_masks: bool = True
+    masks_fetched: int = 0
+    masks_not_modified: int = 0
+    mask_bytes_downloaded: int = 0
+    masks_failed: int = 0
+    mask_failures: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -115,6 +122,9 @@ class _Outcome:
     error: dict[str, Any] | None = None
     not_modified: bool = False
     resumed: bool = False
+    #: mask entries (pull/masks.py); None when masks are not fetched or the job has no result
+    masks: list[dict[str, Any]] | None = None
+    fetched_masks: _masks.FetchedMasks | None = None
 
 
 def pull(
@@ -135,6 +145,7 @@ def pull(
     refresh_jobs: bool = False,
     shard: tuple[int, int] | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    masks: bool = True,
 ) -> Dataset:
     """Fetch every job result of a batch into a new version of a local dataset.
 
@@ -161,6 +172,8 @@ def pull(
         lock_timeout: seconds to wait for another pull of the same batch (then this pull
             is an incremental re-pull of what that one committed); RegistryLockError,
             naming the process that holds the lock, after that.
+        masks: fetch the mask files of segmentation results (``masks`` table,
+            ``ds.mask()``); ``False`` skips them (their rows say ``not_fetched``).
 
     Returns:
         The new version, or the latest one when nothing changed. ``ds.errors`` lists
@@ -199,7 +212,7 @@ def pull(
         try:
             # A remote registry stages and commits into a local working registry first.
             run = _PullRun(reg._pull_target(), client, project_id, batch_id, workers, progress,
-                           refresh_jobs, shard, lock_timeout)
+                           refresh_jobs, shard, lock_timeout, masks=masks)
             dataset = run.execute()
         except OSError as exc:
             # The client turns network errors into TransportError: an OSError here is
@@ -222,6 +235,8 @@ class _PullRun:
         refresh_jobs: bool,
         shard: tuple[int, int] | None = None,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        *,
+        masks: bool = True,
     ) -> None:
         self.registry = registry
         self.client = client
@@ -232,7 +247,7 @@ class _PullRun:
         self.refresh_jobs = refresh_jobs
         self.shard = shard
         self.shard_extra: dict[str, Any] = {}
-        self.stats = PullStats()
+        self.stats = PullStats(with_masks=masks)
         self.quarantined: dict[str, dict[str, Any]] = {}
         self.lock_timeout = lock_timeout
         self.previous: Previous | None = None  # read once the batch lock is held
@@ -273,7 +288,7 @@ class _PullRun:
         verb = "committed" if result.created else "unchanged; latest is"
         log.info("batch %s: %s version %d", self.batch_id, verb, result.version)
         if self.shard is not None:
-            return Dataset(result.path)  # the finished shard (version 0), not a version
+            return Dataset(result.path, objects=self.registry.get_object)  # a shard (v0)
         return self.registry.load(self.batch_id, result.version)
 
     def _commit(self, staging: Staging, emitter: _Emitter) -> CommitResult:
@@ -365,6 +380,8 @@ class _PullRun:
                         raise self._outage(staging, f"{_OUTAGE_STREAK} jobs in a row failed "
                                                     f"after all retries (last: {last})")
                     emitter.emit(outcome)
+                    if outcome.fetched_masks and outcome.fetched_masks.entries:
+                        bar.set_postfix_str(_masks.progress_text(self.stats))
                     bar.update(1)
         except (ServerError, TransportError) as exc:  # the listing failed after all retries
             self._salvage(pool, in_flight, staging)
@@ -398,8 +415,14 @@ class _PullRun:
                 entry.result_sha256 is None or self.registry.has_object(entry.result_sha256)
             ):
                 self.stats.resumed += 1
-                return _Outcome(job_id, {**summary, **entry.job}, entry.result_sha256,
-                                entry.etag, resumed=True)
+                record, masks = {**summary, **entry.job}, entry.extra.get("masks")
+                if (not self.stats.with_masks or entry.result_sha256 is None
+                        or _masks.all_stored(masks, self.registry.has_object)):
+                    return _Outcome(job_id, record, entry.result_sha256, entry.etag,
+                                    resumed=True, masks=masks if self.stats.with_masks else None)
+                # the result is stored, a mask is not: fetch only the masks it lacks
+                outcome = _Outcome(job_id, record, entry.result_sha256, entry.etag)
+                return pool.submit(lambda: _journal(staging, self._resume_masks(outcome, masks)))
             return pool.submit(lambda: _journal(staging, self._fetch_one(summary)))
 
         return submit
@@ -429,10 +452,12 @@ class _PullRun:
                     return _Outcome(job_id, record)
                 got = self.client.fetch_result(record["result"], etag=etag)
             if got.not_modified:  # only possible when an etag (and so stored_sha) was sent
-                return _Outcome(job_id, record, stored_sha, etag, not_modified=True)
+                return self._with_masks(
+                    _Outcome(job_id, record, stored_sha, etag, not_modified=True), before)
             assert got.content is not None
             sha = self.registry.put_object(got.content)
-            return _Outcome(job_id, record, sha, got.etag, content=got.content)
+            return self._with_masks(
+                _Outcome(job_id, record, sha, got.etag, content=got.content), before)
         except AuthenticationError:
             raise  # the key is refused: no job can succeed
         except PermissionDeniedError as exc:
@@ -443,6 +468,22 @@ class _PullRun:
             outage = isinstance(exc, (ServerError, TransportError)) and not isinstance(
                 exc, ResponseTooLargeError)
             return _Outcome(job_id, dict(summary), error=_error_entry("fetch", exc, outage))
+
+    def _with_masks(self, outcome: _Outcome, before: Mapping[str, Any] | None) -> _Outcome:
+        """Fetch the job's masks in this worker, so its outcome is complete on return."""
+        if self.stats.with_masks:
+            fetched = _masks.fetch_job_masks(
+                self.client, self.registry, outcome.content, outcome.sha256, before,
+                self.previous is not None and self.previous.pulled_masks(),
+            )
+            outcome.fetched_masks, outcome.masks = fetched, fetched.entries
+        return outcome
+
+    def _resume_masks(self, outcome: _Outcome, stored: Any) -> _Outcome:
+        """Runs in a worker: the masks a journalled job lacks (its others are not asked for)."""
+        fetched = _masks.resume_job_masks(self.client, self.registry, outcome.sha256, stored)
+        outcome.fetched_masks, outcome.masks = fetched, fetched.entries
+        return outcome
 
     def _job_record(
         self, summary: dict[str, Any], before: Mapping[str, Any] | None
@@ -484,7 +525,7 @@ class _Emitter:
         self.run = run
         self.writer = writer
         self.pending: list[_Outcome] = []
-        self.manifest_jobs: dict[str, dict[str, str | None]] = {}
+        self.manifest_jobs: dict[str, dict[str, Any]] = {}
         # Rows are held back only while they can be had from a sound latest version.
         self.flushed = run.previous is None or not run.previous.trusted
         self.normalizer = BatchNormalizer()
@@ -500,9 +541,12 @@ class _Emitter:
         elif outcome.content is not None:
             stats.fetched += 1
             stats.bytes_downloaded += len(outcome.content)
+        if outcome.fetched_masks is not None:
+            _masks.count(stats, outcome.fetched_masks)
         self.manifest_jobs[outcome.job_id] = _manifest_entry(outcome)
         meta = _Outcome(outcome.job_id, outcome.record, outcome.sha256, outcome.etag,
-                        error=outcome.error, not_modified=outcome.not_modified)
+                        error=outcome.error, not_modified=outcome.not_modified,
+                        masks=outcome.masks)
         unchanged = self._unchanged(outcome)
         if not self.flushed and unchanged:
             self.pending.append(meta)
@@ -523,7 +567,8 @@ class _Emitter:
         if previous is None or outcome.error:
             return False
         before = previous.jobs.get(outcome.job_id)
-        return before is not None and before.get("result_sha256") == outcome.sha256
+        return (before is not None and before.get("result_sha256") == outcome.sha256
+                and _masks.mask_shas(before.get("masks")) == _masks.mask_shas(outcome.masks))
 
     def _write(self, outcome: _Outcome) -> None:
         record = dict(outcome.record)
@@ -545,7 +590,8 @@ class _Emitter:
             raw = outcome.content
             if raw is None and outcome.sha256:
                 raw = self.run.registry.get_object(outcome.sha256)
-            self.normalizer.add(raw, record)
+            self.normalizer.add(raw, record, masks=_masks.mask_source(
+                outcome.masks, outcome.fetched_masks, self.run.registry.get_object))
         if self.normalizer.rows >= _ROWS_PER_WRITE:
             self.writer.write(self.normalizer.flush())
 
@@ -556,19 +602,27 @@ class _Emitter:
 
 def _journal(staging: Staging, outcome: _Outcome) -> _Outcome:
     """Journal a worker's finished outcome (any thread), then hand it on unchanged."""
-    staging.record(outcome.job_id, outcome.record, outcome.sha256, outcome.etag, outcome.error)
+    staging.record(outcome.job_id, outcome.record, outcome.sha256, outcome.etag, outcome.error,
+                   _journal_extra(outcome))
     return outcome
 
 
-def _manifest_entry(outcome: _Outcome) -> dict[str, str | None]:
+def _journal_extra(outcome: _Outcome) -> dict[str, Any] | None:
+    return {"masks": outcome.masks} if outcome.masks is not None else None
+
+
+def _manifest_entry(outcome: _Outcome) -> dict[str, Any]:
     record = outcome.record
-    return {
+    entry: dict[str, Any] = {
         "result_sha256": outcome.sha256,
         "etag": outcome.etag,
         "status": str(record.get("status")) if record.get("status") is not None else None,
         "result_url": record.get("result") or None,
         "error": outcome.error["error_type"] if outcome.error else None,
     }
+    if outcome.masks:
+        entry["masks"] = outcome.masks
+    return entry
 
 
 def _error_entry(stage: str, exc: PlaymentDatasetsError, outage: bool = False) -> dict[str, Any]:

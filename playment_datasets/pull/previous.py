@@ -45,7 +45,13 @@ class Previous:
     jobs: dict[str, dict[str, Any]]
     trusted: bool = True
     jobs_table: pa.Table | None = None
+    with_masks: bool = False
     _records: dict[str, dict[str, Any]] | None = field(default=None, repr=False)
+
+    def pulled_masks(self) -> bool:
+        """Whether this version was pulled with masks (then a job entry without
+        ``masks`` means the job has none)."""
+        return self.with_masks
 
     def records(self) -> dict[str, dict[str, Any]]:
         """Job records of the latest version (built once, only when needed)."""
@@ -87,7 +93,10 @@ def read_previous(registry: Registry, batch_id: str, project_id: str) -> Previou
     jobs = manifest.get("jobs")
     jobs = {str(k): v for k, v in jobs.items() if isinstance(v, dict)} if isinstance(
         jobs, dict) else {}
-    previous = Previous(version, manifest.get("content_id"), jobs)
+    pull_stats = (manifest.get("extra") or {}).get("pull") or {}
+    previous = Previous(version, manifest.get("content_id"), jobs,
+                        with_masks=isinstance(pull_stats, dict)
+                        and bool(pull_stats.get("with_masks")))
     damaged = _damaged(registry, batch_id, version)
     if damaged is None:
         return previous

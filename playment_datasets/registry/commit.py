@@ -56,6 +56,7 @@ __all__ = [
     "StagedBatch",
     "commit_staging",
     "content_id_of",
+    "job_objects",
     "library_version",
 ]
 
@@ -74,14 +75,25 @@ def library_version() -> str:
     return __version__
 
 
+def _content_of(info: Mapping[str, Any]) -> Any:
+    sha = info.get("result_sha256") or ""
+    masks = info.get("masks")
+    if not masks:
+        return sha  # as before masks existed: versions without masks keep their ids
+    return [sha, sorted(str(m.get("sha256") or "") + " " + str(m.get("url")) for m in masks)]
+
+
 def content_id_of(jobs: Mapping[str, Mapping[str, Any]]) -> str:
     """sha256 over the sorted ``(job_id, result_sha256 or "")`` pairs, as compact JSON.
+
+    A job with fetched masks contributes ``[result_sha256, its masks' sha256 and URL]``
+    instead, so a mask that changed (or was fetched this time) makes a new version.
 
     Example:
         >>> content_id_of({"j1": {"result_sha256": None}}) == content_id_of({"j1": {}})
         True
     """
-    pairs = sorted((job_id, info.get("result_sha256") or "") for job_id, info in jobs.items())
+    pairs = sorted((job_id, _content_of(info)) for job_id, info in jobs.items())
     payload = json.dumps(pairs, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -162,8 +174,34 @@ def _write_job_meta(
     return rows
 
 
-def validate_jobs(jobs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str | None]]:
-    out: dict[str, dict[str, str | None]] = {}
+def job_objects(info: Mapping[str, Any]) -> list[str]:
+    """The stored objects one manifest (or journal) job entry references: its raw result
+    and its fetched masks.
+
+    Example:
+        >>> job_objects({"result_sha256": "a" * 64, "masks": [{"sha256": None}]}) == ["a" * 64]
+        True
+    """
+    shas = [info.get("result_sha256")]
+    masks = info.get("masks")
+    if isinstance(masks, list):
+        shas += [m.get("sha256") for m in masks if isinstance(m, Mapping)]
+    return [s for s in shas if isinstance(s, str) and s]
+
+
+def _masks_of(job_id: str, masks: Any) -> list[dict[str, Any]]:
+    if not isinstance(masks, list) or not all(isinstance(m, Mapping) for m in masks):
+        raise ValueError(f"job {job_id!r}: masks must be a list of mappings, got {masks!r}")
+    for m in masks:
+        if m.get("sha256") is not None and not is_sha256(m["sha256"]):
+            raise ValueError(
+                f"job {job_id!r}: a mask sha256 must be a hex sha256 or None, got {m['sha256']!r}"
+            )
+    return [dict(m) for m in masks]
+
+
+def validate_jobs(jobs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
     for job_id, info in jobs.items():
         if not isinstance(job_id, str) or not job_id or not isinstance(info, Mapping):
             raise ValueError(
@@ -181,6 +219,8 @@ def validate_jobs(jobs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, 
             "status": info.get("status"),
             "result_url": info.get("result_url"),
         }
+        if info.get("masks"):
+            out[job_id]["masks"] = _masks_of(job_id, info["masks"])
     return out
 
 

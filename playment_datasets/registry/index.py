@@ -251,7 +251,7 @@ class RegistryDir:
     def load(self, batch_id: str, version: int | str = "latest") -> Dataset:
         """The Dataset of one version: reads only ``manifest.json``; tables load lazily."""
         project_id, n, info = version_info(self.read(), batch_id, version, self.location())
-        ds = Dataset(self.version_dir(project_id, batch_id, n, info))
+        ds = Dataset(self.version_dir(project_id, batch_id, n, info), objects=self.objects.get)
         if ds.content_id != info["content_id"] or ds.version != n:
             raise CorruptDatasetError(
                 f"manifest of {batch_id} v{n} ({ds.path}) does not match registry.json "

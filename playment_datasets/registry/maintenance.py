@@ -22,7 +22,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from playment_datasets.dataset.dataset import Dataset
 from playment_datasets.errors import CorruptDatasetError, RegistryError, RegistryLockError
-from playment_datasets.registry.commit import content_id_of
+from playment_datasets.registry.commit import content_id_of, job_objects
 from playment_datasets.registry.index import RegistryDir
 from playment_datasets.registry.lock import FileLock
 from playment_datasets.registry.media import MEDIA_INDEX, media_refs
@@ -185,7 +185,8 @@ def _version_refs(reg: RegistryDir, batch_id: str, entry: dict[str, Any], n: int
         raise _stopped(
             f"cannot count what {batch_id} v{n} references ({exc}). {remedy}"
         ) from None
-    refs = {j.get("result_sha256") for j in manifest["jobs"].values()}
+    refs: set[Any] = {s for j in manifest["jobs"].values() if isinstance(j, dict)
+                      for s in job_objects(j)}  # raw results and fetched masks
     refs |= set(errors.column("raw_sha256").drop_null().to_pylist())
     return {r for r in refs if isinstance(r, str)}
 
@@ -368,6 +369,15 @@ def _fill_job_columns(
     return {**tables, "jobs": jobs}
 
 
+def _stored_masks(reg: RegistryDir, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """``masks=`` for normalizing a job again: its masks as the pull stored them."""
+    if not entry.get("masks"):
+        return {}  # no mask fetched: the rows say not_fetched, as in the version
+    from playment_datasets.normalize import stored_masks
+
+    return {"masks": stored_masks(entry["masks"], reg.objects.get)}
+
+
 def renormalize_version(reg: RegistryDir, batch_id: str, version: int | str) -> Dataset:
     """Rebuild the tables of a version from its raw objects as a new child version.
 
@@ -386,7 +396,8 @@ def renormalize_version(reg: RegistryDir, batch_id: str, version: int | str) -> 
         for job_id in sorted(jobs):
             sha = jobs[job_id].get("result_sha256")
             if sha:
-                tables = normalize_result(reg.objects.get(sha), job=meta.get(job_id), strict=False)
+                tables = normalize_result(reg.objects.get(sha), job=meta.get(job_id),
+                                          strict=False, **_stored_masks(reg, jobs[job_id]))
                 writer.write(_fill_job_columns(dict(tables), job_id, jobs[job_id]))
         carried = sorted(j for j, info in jobs.items() if not info.get("result_sha256"))
         if carried:

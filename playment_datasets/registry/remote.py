@@ -58,6 +58,7 @@ from playment_datasets.errors import (
     RegistryError,
     RegistryLockError,
 )
+from playment_datasets.registry.commit import job_objects
 from playment_datasets.registry.index import INDEX_FORMAT, check_index
 from playment_datasets.registry.registry import Registry, _is_remote_url, default_registry_path
 from playment_datasets.registry.staging import Staging, content_id_of
@@ -210,8 +211,10 @@ class RemoteDataset(Dataset):
 
     path: PurePosixPath  # type: ignore[assignment]
 
-    def __init__(self, fs: Any, key: str) -> None:
+    def __init__(self, fs: Any, key: str, *, objects: Callable[[str], bytes] | None = None
+                 ) -> None:
         self.fs = fs
+        self._objects = objects
         self.path = PurePosixPath(key)
         self.url = str(fs.unstrip_protocol(key))
         try:
@@ -228,8 +231,8 @@ class RemoteDataset(Dataset):
         """The URL of table ``name``'s Parquet file (pass ``storage_options`` to engines)."""
         return str(self.fs.unstrip_protocol(str(self._file(name))))
 
-    def arrow(
-        self, name: str, columns: Sequence[str] | None = None, filters: Any = None
+    def _read(
+        self, name: str, columns: Sequence[str] | None, filters: Any
     ) -> pa.Table:
         key = str(self._file(name))
         try:
@@ -420,7 +423,7 @@ class RemoteRegistry(Registry, serves_urls=True):
     # -- reading ---------------------------------------------------------------------
     def load(self, batch_id: str, version: int | str = "latest") -> Dataset:
         _, n, info = self._version_info(batch_id, version)
-        ds = RemoteDataset(self.fs, self._key(info["path"]))
+        ds = RemoteDataset(self.fs, self._key(info["path"]), objects=self.get_object)
         if ds.content_id != info["content_id"] or ds.version != n:
             raise CorruptDatasetError(
                 f"manifest of {batch_id} v{n} ({ds.url}) does not match registry.json "
@@ -474,7 +477,7 @@ class RemoteRegistry(Registry, serves_urls=True):
                 logger.info("batch %s unchanged on %s: keeping v%d", batch_id, self.url, latest)
                 return self.load(batch_id, latest)
         jobs = dataset.manifest["jobs"].values()
-        shas = {j["result_sha256"] for j in jobs if j.get("result_sha256")}
+        shas = {s for j in jobs for s in job_objects(j)}
         raw = dataset.arrow("errors", columns=["raw_sha256"]).column(0).to_pylist()
         shas |= {s for s in raw if s}
         # The version lives at <root>/datasets/<p>/<b>/v<N>: its raw objects at <root>/objects.
@@ -657,10 +660,7 @@ class RemoteRegistry(Registry, serves_urls=True):
                 problem(
                     f"{rel}/{fname}", "missing" if got is None else "mismatch", finfo["sha256"], got
                 )
-        for job in jobs.values():
-            sha = job.get("result_sha256")
-            if not sha:
-                continue
+        for sha in (s for job in jobs.values() for s in job_objects(job)):
             if sha not in seen:
                 report.objects_checked += 1
                 seen[sha] = self._hash(self._object_key(sha))

@@ -73,7 +73,6 @@ ROW_GROUP_ROWS = 65_536
 
 _FSYNC_EVERY = 0.5  # seconds
 
-
 @dataclass(frozen=True)
 class JournalEntry:
     """What a staging journal remembers about one job.

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from playment_datasets.dataset.dataset import read_json
 from playment_datasets.errors import CorruptDatasetError, RegistryError
-from playment_datasets.registry.commit import content_id_of
+from playment_datasets.registry.commit import content_id_of, job_objects
 from playment_datasets.registry.index import RegistryDir, version_in
 from playment_datasets.registry.paths import (
     check_version_manifest,
@@ -184,17 +184,25 @@ def _verify_version(
             _check_table(path, counts.get(tables[fname]), problem)
     for job in jobs.values():
         sha = job.get("result_sha256")
-        if sha is None:
-            continue
-        if not is_sha256(sha):
+        if sha is not None and not is_sha256(sha):
             problem(mpath, "unreadable", "a result sha256", repr(sha))
             continue
-        if sha not in seen_objects:
-            report.objects_checked += 1
-            seen_objects[sha] = _check_file(reg.objects.path(sha), sha)
-        bad = seen_objects[sha]
-        if bad:
-            problem(reg.objects.path(sha), bad[0], sha, bad[1])
+        for sha in job_objects(job):  # the raw result and the fetched masks
+            _check_object(reg, sha, seen_objects, report, problem)
+
+
+def _check_object(reg: RegistryDir, sha: str, seen_objects: dict[str, Any],
+                  report: VerifyReport, problem: Callable[..., None]) -> None:
+    """Hash one stored object once per verify run; report it when missing or damaged."""
+    if not is_sha256(sha):
+        problem(reg.root / "objects", "unreadable", "an object sha256", repr(sha))
+        return
+    if sha not in seen_objects:
+        report.objects_checked += 1
+        seen_objects[sha] = _check_file(reg.objects.path(sha), sha)
+    bad = seen_objects[sha]
+    if bad:
+        problem(reg.objects.path(sha), bad[0], sha, bad[1])
 
 
 def select_versions(
