@@ -84,26 +84,9 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'playment_datasets' has no attribute {name!r}")
     import importlib
 
-    if module.startswith(("playment_datasets.dataset.", "playment_datasets.registry.",
-                          "playment_datasets.pull.")):
-        _install_hooks()
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later look-ups skip __getattr__
     return value
-
-
-def _install_hooks() -> None:
-    """Wire the stages that may not import each other, before any Dataset exists.
-
-    ``Registry("s3://…")`` picks the subclass that serves URLs among those imported, so
-    the registry face always comes with its remote subclass; and a Dataset (stage 2)
-    downloads media through the pull stage (4), which it is handed here.
-    """
-    from playment_datasets.dataset.dataset import Dataset
-    from playment_datasets.pull.media import fetch_media
-    from playment_datasets.registry import remote  # noqa: F401  (registers RemoteRegistry)
-
-    Dataset.media_fetcher = fetch_media
 
 
 def __dir__() -> list[str]:

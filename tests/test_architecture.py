@@ -24,7 +24,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
 
 #: stage → (layer, module-name prefixes, relative to the package, "" is the package itself)
 STAGES: dict[str, tuple[int, tuple[str, ...]]] = {
-    "foundation": (0, ("errors", "schema", "_optional", "_version")),
+    "foundation": (0, ("errors", "schema", "_optional", "_version", "_public")),
     "api": (1, ("api",)),
     "normalize": (1, ("normalize",)),
     "emulator": (1, ("emulator",)),

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from playment_datasets._optional import import_optional
+from playment_datasets._public import public
 from playment_datasets.dataset import media as _media
 from playment_datasets.dataset import views
 from playment_datasets.dataset.mask_array import MaskArray, read_mask
@@ -462,8 +463,8 @@ class Dataset:
     # -- media (see dataset/media.py and docs/media.md) ------------------------------
     #: The batch's media index, handed over by the registry that loaded the version.
     _media_source: _media.MediaSource | None = None
-    #: ``fetch(dataset, **options)``: set by the package (``pull/media.py``); a Dataset
-    #: cannot import the pull stage, which sits above it.
+    #: ``fetch(dataset, **options)``; None means the package's ``fetch_media``
+    #: (``pull/media.py``): a Dataset cannot import the pull stage, which sits above it.
     media_fetcher: Callable[..., pd.DataFrame] | None = None
 
     def attach_media(self, source: _media.MediaSource | None) -> None:
@@ -521,8 +522,8 @@ class Dataset:
         Example:
             >>> ds.fetch_media(workers=16)   # doctest: +SKIP
         """
-        fetcher = type(self).media_fetcher
-        if fetcher is None or self._media_source is None:
+        fetcher = type(self).media_fetcher or public("fetch_media")
+        if self._media_source is None:
             raise ConfigurationError(
                 f"{self!r} has no media store: expected a version loaded through a Registry "
                 "(pds.load, Registry.load or pull) with playment_datasets imported; load it "
@@ -660,6 +661,7 @@ class DatasetView(Dataset):
         self.annotation_keys = annotation_keys  # type: ignore[misc]
         self._cache = {}
         self._media_source = base._media_source
+        self._objects = base._objects
 
     @property
     def counts(self) -> dict[str, int]:

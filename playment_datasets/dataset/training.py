@@ -61,7 +61,9 @@ def export_types(format: str, polygons_as_boxes: bool = False) -> tuple[str, ...
         >>> export_types("yolo"), export_types("coco")
         (('rectangle',), ('rectangle', 'polygon'))
     """
-    return exports.COCO_TYPES if format == "coco" or polygons_as_boxes else ("rectangle",)
+    # Segmentation masks (RLE) go with the plain COCO export, not a training export yet.
+    shapes = tuple(t for t in exports.COCO_TYPES if t != "segment")
+    return shapes if format == "coco" or polygons_as_boxes else ("rectangle",)
 
 
 def read_classes_file(path: str | os.PathLike[str]) -> list[str]:
@@ -281,7 +283,7 @@ def _write_split(view: Any, split: str, shapes: Sequence[Any], staging: Path, *,
         sizes = image_size if image_size is not None else _media_sizes(view)
         exports.to_coco(view, staging / "annotations", image_size=sizes,
                         file_name=f"instances_{split}.json", categories=class_list,
-                        image_names=file_names)
+                        image_names=file_names, types=export_types("coco"))
     return len(keys)
 
 

@@ -37,6 +37,7 @@ import pandas as pd
 import platformdirs
 import pyarrow as pa
 
+from playment_datasets._public import public
 from playment_datasets.api.ids import validate_id
 from playment_datasets.dataset.dataset import Dataset
 from playment_datasets.dataset.diff import DatasetDiff, diff_datasets
@@ -157,7 +158,7 @@ class Registry:
     """
 
     #: The subclass that ``Registry(url)`` makes for a URL root: RemoteRegistry, which
-    #: sets itself here when defined (the package imports it, so it always is).
+    #: sets itself here when defined (imported on the first such URL).
     _url_class: ClassVar[type[Registry] | None] = None
 
     def __init_subclass__(cls, *, serves_urls: bool = False, **kwargs: Any) -> None:
@@ -167,11 +168,9 @@ class Registry:
 
     def __new__(cls, root: Any = None, *args: Any, **kwargs: Any) -> Registry:
         if cls is Registry and isinstance(root, str) and _is_remote_url(root):
-            if Registry._url_class is None:  # pragma: no cover - the package imports remote
-                raise ConfigurationError(
-                    f"registry URL {root!r} needs playment_datasets.registry.remote; "
-                    "import playment_datasets first."
-                )
+            if Registry._url_class is None:
+                public("RemoteRegistry")  # importing it sets Registry._url_class
+            assert Registry._url_class is not None
             return super().__new__(Registry._url_class)
         return super().__new__(cls)
 

@@ -19,6 +19,7 @@ from trust_registry_helpers import (  # noqa: F401 - fixtures
 
 from playment_datasets.cli import render_docs
 from playment_datasets.emulator import Emulator
+from playment_datasets.registry.commit import job_objects
 from playment_datasets.registry.registry import Registry
 
 
@@ -62,8 +63,8 @@ def test_tag_untag_remove_gc_repair_in_child_processes(built: Built) -> None:
 def _referenced(built: Built, which: str) -> set[str]:
     batch = built.a if which == "a" else built.b
     reg = Registry(built.root)
-    return {j["result_sha256"] for n in reg.versions(batch)
-            for j in reg.manifest(batch, n)["jobs"].values() if j["result_sha256"]}
+    return {sha for n in reg.versions(batch)
+            for j in reg.manifest(batch, n)["jobs"].values() for sha in job_objects(j)}
 
 
 def test_human_output_and_unknown_version(built: Built) -> None:

@@ -26,14 +26,16 @@ def test_sigkill_while_fetching_refetches_only_what_was_in_flight(tmp_path: Path
     batch = generate_batch(1200, seed=14)
     results = sum(1 for job in batch.jobs if job.result_bytes is not None)
     with Emulator(batch, page_size=100) as emu:
-        reference = do_pull(emu, tmp_path / "reference", workers=16)
+        # Without masks every storage request is a result body, so the count says how
+        # many jobs were fetched again (mask resume: tests/test_pull_masks.py).
+        reference = do_pull(emu, tmp_path / "reference", workers=16, masks=False)
         emu.set_latency(15)
         root, log = tmp_path / "registry", tmp_path / "children.log"
         served_total = distinct = lost_before = 0
         figures = []
         for after in KILL_AFTER:
             emu.reset_stats()
-            proc = cli_pull(emu, root, log)
+            proc = cli_pull(emu, root, log, "--no-masks")
             assert kill_when(proc, lambda a=after: bodies(emu) >= a), log.read_text()
             served = bodies(emu)
             served_total += served
@@ -46,7 +48,7 @@ def test_sigkill_while_fetching_refetches_only_what_was_in_flight(tmp_path: Path
             assert 0 <= lost <= DEFAULT_WORKERS, figures
             lost_before = lost
         emu.reset_stats()
-        proc = cli_pull(emu, root, log)
+        proc = cli_pull(emu, root, log, "--no-masks")
         assert proc.wait(timeout=180) == 0, log.read_text()
         final = bodies(emu)
         served_total += final
