@@ -225,7 +225,13 @@ def _add_training_export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--by", choices=("job_id", "reference_id"), default="job_id",
                    help="what the split is keyed on (default job_id)")
     p.add_argument("--images", choices=("copy", "link", "none"), default="none",
-                   help="put the source images in the export (needs 'media' first)")
+                   help="put the source images in the export (needs 'media' first, or "
+                        "--fetch-media)")
+    p.add_argument("--fetch-media", action="store_true",
+                   help="download the source images first, as the 'media' command does "
+                        "(needs the API key; what is stored is not downloaded again)")
+    p.add_argument("--base-url", help="API host for --fetch-media (default "
+                                      "$PLAYMENT_BASE_URL or https://api.playment.io)")
     p.add_argument("--classes", metavar="FILE",
                    help="class names, one per line: fixes the class ids of every split")
 
@@ -456,6 +462,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     batch, version = parse_dataset_ref(args.dataset)
     ds = _registry(args).load(batch, version)
     out = Path(args.out)
+    if args.fetch_media:
+        media = ds.fetch_media(base_url=args.base_url, progress=False if args.json else None)
+        failed = int((media["status"] == "failed").sum())
+        if failed:
+            raise PlaymentDatasetsError(
+                f"{failed} of {len(media)} media files could not be downloaded; expected "
+                "every source image of the export. Run the same command again to retry "
+                f"them, or see 'playment-datasets media {args.dataset}'"
+            )
     if args.split is not None or args.images != "none" or args.classes:
         return _export_training(args, ds, out)
     if args.format == "coco":

@@ -379,3 +379,26 @@ def test_media_command(tmp_path: Path) -> None:
         assert data["files"] == sum(r["files"] for r in data["by_status"])
         assert {r["status"] for r in data["by_status"]} == {"ok"}
         assert emu.api_key not in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_one_command_pulls_media_and_writes_a_training_folder(emu: Emulator,
+                                                             tmp_path: Path) -> None:
+    # From a pulled version, one `export` with --fetch-media gives a YOLO folder whose
+    # images are the true source files: no separate `media` step.
+    root, out = tmp_path / "registry", tmp_path / "yolo"
+    ds = pds.pull(emu.project_id, emu.batch_id, api_key=emu.api_key, base_url=emu.base_url,
+                  registry=root, progress=False)
+    env = {**os.environ, "PLAYMENT_API_KEY": emu.api_key}
+    cmd = [sys.executable, "-m", "playment_datasets", "export", ds.batch_id, "--format",
+           "yolo", "--out", str(out), "--split", "train=.6,val=.2,test=.2", "--seed",
+           str(SEED), "--images", "copy", "--fetch-media", "--base-url", emu.base_url,
+           "--registry", str(root), "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    data, splits = read_yolo(out)
+    assert sum(len(files) for files in splits.values()) > 0
+    for name in FRACTIONS:
+        for rel in splits[name]:
+            image = Path(data["path"]) / data[name] / rel
+            assert sha256_of(image) == emu.media_truth(image_url_of(ds, rel)).sha256, rel
