@@ -69,14 +69,8 @@ def _add_frame(out: Out, frame: Any, fpath: str, i: int) -> None:
     frame_id = out.text(frame.get("frame_id"), f"{fpath}.frame_id")
     if frame_id is not None:
         out.frame_index.setdefault(frame_id, i)
-    src = out.text(frame.get("src", frame.get("data_url")), f"{fpath}.src")
-    frame_rest = {k: v for k, v in frame.items() if k not in _FRAME_KNOWN}
-    if "src" in frame and "data_url" in frame:
-        frame_rest["data_url"] = frame["data_url"]
-    ego_rest: dict[str, Any] = {}
-    ego = _pose(frame.get("ego_pose"), f"{fpath}.ego_pose", ego_rest)
-    if ego_rest:
-        frame_rest["ego_pose"] = ego_rest
+    src, frame_rest, ego = _located(out, frame, fpath, "src", "data_url", _FRAME_KNOWN,
+                                    "ego_pose")
     sensors = frame.get("sensors")
     if not sensors:
         if sensors is not None:
@@ -88,14 +82,8 @@ def _add_frame(out: Out, frame: Any, fpath: str, i: int) -> None:
         spath = f"{fpath}.sensors[{j}]"
         sensor = need_dict(sensor, spath)
         sensor_id = out.text(sensor.get("sensor_id"), f"{spath}.sensor_id")
-        url = out.text(sensor.get("data_url", sensor.get("src")), f"{spath}.data_url")
-        sensor_rest = {k: v for k, v in sensor.items() if k not in _SENSOR_KNOWN}
-        if "src" in sensor and "data_url" in sensor:
-            sensor_rest["src"] = sensor["src"]
-        pose_rest: dict[str, Any] = {}
-        pose = _pose(sensor.get("sensor_pose"), f"{spath}.sensor_pose", pose_rest)
-        if pose_rest:
-            sensor_rest["sensor_pose"] = pose_rest
+        url, sensor_rest, pose = _located(out, sensor, spath, "data_url", "src",
+                                          _SENSOR_KNOWN, "sensor_pose")
         rest = dict(frame_rest)
         if src is not None:
             rest["src"] = src
@@ -103,6 +91,21 @@ def _add_frame(out: Out, frame: Any, fpath: str, i: int) -> None:
             rest["sensor"] = sensor_rest
         out.frames.append((job_id, frame_id, i, sensor_id, url, *ego, *pose,
                            encode(rest, spath) if rest else None))
+
+
+def _located(out: Out, obj: dict[str, Any], path: str, first: str, second: str,
+             known: Any, pose_key: str) -> tuple[str | None, dict[str, Any], Any]:
+    """A frame's or sensor's file URL (``first``, else ``second``), its pose, and the
+    fields the tables have no column for (``second`` too when both are given)."""
+    url = out.text(obj.get(first, obj.get(second)), f"{path}.{first}")
+    rest = {k: v for k, v in obj.items() if k not in known}
+    if first in obj and second in obj:
+        rest[second] = obj[second]
+    pose_rest: dict[str, Any] = {}
+    pose = _pose(obj.get(pose_key), f"{path}.{pose_key}", pose_rest)
+    if pose_rest:
+        rest[pose_key] = pose_rest
+    return url, rest, pose
 
 
 # -- segmentation ------------------------------------------------------------------
