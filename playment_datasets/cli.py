@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-masks", action="store_true",
                    help="do not fetch the mask files of segmentation results (their masks "
                         "rows say not_fetched)")
+    p.add_argument("--processes", type=_count, metavar="N", default=None,
+                   help="worker processes normalizing while the threads fetch (default: one "
+                        "per core but one, at most 4; 0: none)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--shard", metavar="I/N", type=_shard,
                    help="pull only shard I of N (0-based); then run commit-shards")
@@ -267,6 +270,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -335,7 +345,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
         workers=args.workers or DEFAULT_WORKERS, rate_limit=args.rate_limit,
         progress=False if (args.no_progress or args.json) else None,
         refresh_jobs=args.refresh_jobs, shard=args.shard, ca_bundle=args.ca_bundle,
-        lock_timeout=lock_timeout, masks=not args.no_masks,
+        lock_timeout=lock_timeout, masks=not args.no_masks, processes=args.processes,
     )
     summary = summarize(ds)
     _emit(args, summary, render_summary)

@@ -46,6 +46,7 @@ __all__ = [
     "mask_shas",
     "resume_job_masks",
     "mask_source",
+    "mask_values",
     "progress_text",
     "refs_of",
 ]
@@ -101,11 +102,14 @@ def fetch_masks(
     put_object: Callable[[bytes], str],
     has_object: Callable[[str], bool],
     keep_stored: bool = False,
+    decode: bool = True,
 ) -> FetchedMasks:
     """Fetch every mask of ``refs``; send the ETag of a previous entry still stored.
 
     With ``keep_stored`` (resuming a journalled job) a previous entry still stored is
-    kept as it is, without a request. Runs in a pull worker. A failure costs only its
+    kept as it is, without a request. With ``decode``, PNG masks are decoded here (when
+    the pull normalizes in its own process; its worker processes decode them otherwise).
+    Runs in a pull worker. A failure costs only its
     mask (the entry gets ``error``); a refused API key still stops the pull.
     """
     before = {m.get("url"): m for m in previous or () if isinstance(m, Mapping)}
@@ -144,7 +148,7 @@ def fetch_masks(
         assert got.content is not None
         entry.update(sha256=put_object(got.content), etag=got.etag)
         out.contents[ref.url] = got.content
-        if ref.kind == "png":
+        if decode and ref.kind == "png":
             # Decoding a raster is the costly part of a mask. Here it runs in the pool,
             # beside the downloads (Pillow and NumPy release the GIL), instead of one
             # after another in the thread that normalizes. Point-cloud files keep
@@ -162,6 +166,8 @@ def fetch_job_masks(
     result_sha256: str | None,
     before: Mapping[str, Any] | None,
     before_has_masks: bool,
+    *,
+    decode: bool = True,
 ) -> FetchedMasks:
     """Fetch the masks of one job whose result the worker just had (or found unchanged).
 
@@ -174,11 +180,12 @@ def fetch_job_masks(
     if raw is None and previous is None and not before_has_masks and result_sha256:
         raw = registry.get_object(result_sha256)
     return fetch_masks(client, refs_of(raw, previous), previous,
-                       put_object=registry.put_object, has_object=registry.has_object)
+                       put_object=registry.put_object, has_object=registry.has_object,
+                       decode=decode)
 
 
 def resume_job_masks(client: PlaymentClient, registry: Any, result_sha256: str | None,
-                     stored: Any) -> FetchedMasks:
+                     stored: Any, *, decode: bool = True) -> FetchedMasks:
     """The masks of a journalled job whose result is stored but not every mask.
 
     ``stored`` is the journal's mask entries (``None`` when that run did not fetch
@@ -189,7 +196,7 @@ def resume_job_masks(client: PlaymentClient, registry: Any, result_sha256: str |
     raw = registry.get_object(result_sha256) if previous is None and result_sha256 else None
     return fetch_masks(client, refs_of(raw, previous), previous,
                        put_object=registry.put_object, has_object=registry.has_object,
-                       keep_stored=True)
+                       keep_stored=True, decode=decode)
 
 
 def count(stats: Any, fetched: FetchedMasks) -> None:
@@ -229,3 +236,22 @@ def mask_source(
         ready.update({url: DecodedBytes(fetched.contents[url], decoded)
                       for url, decoded in fetched.decoded.items()})
     return stored_masks(entries, get_object, ready)
+
+
+def mask_values(
+    entries: Sequence[Mapping[str, Any]] | None,
+    fetched: FetchedMasks | None,
+    get_object: Callable[[str], bytes],
+) -> dict[str, bytes | DecodedBytes | MaskMissing] | None:
+    """What :func:`mask_source` gives for each mask of a job, read now: a mapping that
+    can travel to a normalizer process. ``None`` when masks were not fetched."""
+    source = mask_source(entries, fetched, get_object)
+    if source is None or entries is None:
+        return None
+    values = {}
+    for entry in entries:
+        url = str(entry.get("url"))
+        value = source(url)
+        if value is not None:
+            values[url] = value
+    return values

@@ -53,8 +53,8 @@ from playment_datasets.errors import (
     ServerError,
     TransportError,
 )
-from playment_datasets.normalize import BatchNormalizer
 from playment_datasets.pull import masks as _masks
+from playment_datasets.pull.normalizing import OrderedNormalizer, check_processes
 from playment_datasets.pull.previous import Previous, read_previous
 from playment_datasets.pull.progress import make_progress
 from playment_datasets.registry.registry import Registry
@@ -108,6 +108,8 @@ class PullStats:
     mask_bytes_downloaded: int = 0
     masks_failed: int = 0
     mask_failures: dict[str, int] = field(default_factory=dict)
+    #: worker processes that normalized (pull(processes=…)); 0 when it all ran here
+    processes: int = 0
 
 
 @dataclass
@@ -146,6 +148,7 @@ def pull(
     shard: tuple[int, int] | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     masks: bool = True,
+    processes: int | None = None,
 ) -> Dataset:
     """Fetch every job result of a batch into a new version of a local dataset.
 
@@ -174,6 +177,9 @@ def pull(
             naming the process that holds the lock, after that.
         masks: fetch the mask files of segmentation results (``masks`` table,
             ``ds.mask()``); ``False`` skips them (their rows say ``not_fetched``).
+        processes: worker processes that normalize (and decode masks) while the threads
+            fetch; ``None``: one per core but one (at most 4), ``0``: none. A pull of
+            fewer than 64 jobs never starts one. The output is the same either way.
 
     Returns:
         The new version, or the latest one when nothing changed. ``ds.errors`` lists
@@ -193,6 +199,7 @@ def pull(
     validate_id(batch_id, "batch id")
     if workers < 1:
         raise ConfigurationError(f"workers must be a whole number >= 1; got {workers!r}")
+    processes = check_processes(processes)
     if not lock_timeout >= 0:  # also refuses NaN
         raise ConfigurationError(f"lock_timeout must be seconds >= 0; got {lock_timeout!r}")
     reg = registry if isinstance(registry, Registry) else Registry(registry)
@@ -212,7 +219,8 @@ def pull(
         try:
             # A remote registry stages and commits into a local working registry first.
             run = _PullRun(reg._pull_target(), client, project_id, batch_id, workers, progress,
-                           refresh_jobs, shard, lock_timeout, masks=masks)
+                           refresh_jobs, shard, lock_timeout, masks=masks,
+                           processes=processes)
             dataset = run.execute()
         except OSError as exc:
             # The client turns network errors into TransportError: an OSError here is
@@ -237,8 +245,12 @@ class _PullRun:
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         *,
         masks: bool = True,
+        processes: int = 0,
     ) -> None:
         self.registry = registry
+        self.processes = processes
+        #: PNG masks are decoded by the fetching threads only when nothing else will
+        self.decode_in_threads = processes == 0
         self.client = client
         self.project_id = project_id
         self.batch_id = batch_id
@@ -267,16 +279,21 @@ class _PullRun:
             emitter = _Emitter(self, staging.writer())
             try:
                 self._fetch_all(self._iter_listing(), journal, staging, emitter)
+                jobs = emitter.manifest_jobs
+                previous_id = self.previous.content_id if self.previous else None
+                if content_id_of(jobs) != previous_id:
+                    emitter.flush_pending()
+                emitter.close()
             except KeyboardInterrupt:
+                emitter.abort()
                 log.warning(
                     "pull of batch %s interrupted: %d jobs are stored; run the same pull "
                     "again to resume", self.batch_id, len(staging.journal()),
                 )
                 raise
-            jobs = emitter.manifest_jobs
-            previous_id = self.previous.content_id if self.previous else None
-            if content_id_of(jobs) != previous_id:
-                emitter.flush_pending()
+            except BaseException:
+                emitter.abort()
+                raise
             self.stats.seconds = round(time.perf_counter() - started, 3)
             result = self._commit(staging, emitter)
         if self.stats.failed:
@@ -300,7 +317,6 @@ class _PullRun:
             # A latest version that failed verification is replaced, not kept as "unchanged".
             "force": bool(self.previous and not self.previous.trusted),
         }
-        emitter.close()
         try:
             return staging.commit(tables_complete=emitter.flushed, **options)
         except LatestChangedError:
@@ -475,13 +491,15 @@ class _PullRun:
             fetched = _masks.fetch_job_masks(
                 self.client, self.registry, outcome.content, outcome.sha256, before,
                 self.previous is not None and self.previous.pulled_masks(),
+                decode=self.decode_in_threads,
             )
             outcome.fetched_masks, outcome.masks = fetched, fetched.entries
         return outcome
 
     def _resume_masks(self, outcome: _Outcome, stored: Any) -> _Outcome:
         """Runs in a worker: the masks a journalled job lacks (its others are not asked for)."""
-        fetched = _masks.resume_job_masks(self.client, self.registry, outcome.sha256, stored)
+        fetched = _masks.resume_job_masks(self.client, self.registry, outcome.sha256, stored,
+                                          decode=self.decode_in_threads)
         outcome.fetched_masks, outcome.masks = fetched, fetched.entries
         return outcome
 
@@ -528,7 +546,9 @@ class _Emitter:
         self.manifest_jobs: dict[str, dict[str, Any]] = {}
         # Rows are held back only while they can be had from a sound latest version.
         self.flushed = run.previous is None or not run.previous.trusted
-        self.normalizer = BatchNormalizer()
+        self.normalizer = OrderedNormalizer(lambda tables: self.writer.write(tables),
+                                            processes=run.processes,
+                                            rows_per_write=_ROWS_PER_WRITE)
 
     def emit(self, outcome: _Outcome) -> None:
         stats = self.run.stats
@@ -590,14 +610,17 @@ class _Emitter:
             raw = outcome.content
             if raw is None and outcome.sha256:
                 raw = self.run.registry.get_object(outcome.sha256)
-            self.normalizer.add(raw, record, masks=_masks.mask_source(
+            self.normalizer.add(raw, record, _masks.mask_values(
                 outcome.masks, outcome.fetched_masks, self.run.registry.get_object))
-        if self.normalizer.rows >= _ROWS_PER_WRITE:
-            self.writer.write(self.normalizer.flush())
 
     def close(self) -> None:
         """Write what is still buffered (call once every outcome was emitted)."""
-        self.writer.write(self.normalizer.flush())
+        self.normalizer.close()
+        self.run.stats.processes = self.normalizer.started
+
+    def abort(self) -> None:
+        """Stop normalizing (the pull failed): nothing more is written."""
+        self.normalizer.abort()
 
 
 def _journal(staging: Staging, outcome: _Outcome) -> _Outcome:

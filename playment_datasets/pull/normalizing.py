@@ -1,0 +1,381 @@
+"""Normalization off the pull's GIL: worker processes fed chunks of raw results.
+
+A pull's threads spend their time in the network; normalizing (parsing the JSON,
+building rows, decoding mask rasters) is CPU work that, in those threads' process,
+competes for one interpreter lock. :class:`OrderedNormalizer` takes the jobs in listing
+order and sends them, in chunks, to worker processes (``python -m
+playment_datasets.pull.normalizing``, fed pickled raw bytes on stdin, answering with
+Arrow tables on stdout), so normalization runs on the other cores while the threads
+fetch. The tables come back and are written in the order the jobs were given, so the
+output is exactly what one in-process :class:`~playment_datasets.normalize.BatchNormalizer`
+gives; the journal is written by the fetching threads as before, so resume after a
+kill is unchanged.
+
+Small pulls never start a process: until the first chunk is full, and whenever
+``processes=0``, jobs are normalized in the pull's own process. A worker that dies
+(killed, out of memory) costs nothing but time: its unanswered chunks are normalized
+in-process and the pull goes on without workers. A worker's environment is the pull's
+without ``PLAYMENT_API_KEY``: it never needs the key.
+
+Example:
+    >>> got = []
+    >>> with OrderedNormalizer(got.append, processes=0) as normalizer:
+    ...     normalizer.add(b'{"category": "cat"}', {"job_id": "j1", "status": "completed"})
+    >>> got[0]["attributes"].column("value").to_pylist()
+    ['cat']
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from typing import IO, Any
+
+from playment_datasets.errors import ConfigurationError
+from playment_datasets.normalize import BatchNormalizer
+
+__all__ = ["OrderedNormalizer", "WorkerExited", "default_processes", "normalize_chunk"]
+
+log = logging.getLogger(__name__)
+
+#: Jobs per chunk sent to a worker, and the raw bytes (results and masks) that end a
+#: chunk early: large enough to amortize the pickling and the per-chunk tables, small
+#: enough that memory stays flat and the first answers come back soon.
+CHUNK_JOBS = 64
+CHUNK_BYTES = 8 << 20
+#: Chunks in flight per worker: one being normalized, one waiting in its pipe.
+_CHUNKS_PER_WORKER = 2
+#: Worker processes a pull starts at most, whatever the core count.
+_MAX_PROCESSES = 4
+
+#: One job of a chunk: ("add", raw, record, masks) or ("fail", record, error keywords).
+Item = tuple[Any, ...]
+Tables = Mapping[str, Any]
+
+
+class WorkerExited(RuntimeError):
+    """A normalizer worker process ended before answering (its chunks are redone here)."""
+
+
+class ChunkFailed(RuntimeError):
+    """Normalizing a chunk raised in a worker (it is redone here, to raise here)."""
+
+
+def default_processes() -> int:
+    """Worker processes for a pull: one per usable core but one (the fetching threads'),
+    at most 4; 0 on a single core.
+
+    Example:
+        >>> 0 <= default_processes() <= 4
+        True
+    """
+    if getattr(sys, "frozen", False):  # a bundled app: sys.executable is not Python
+        return 0
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(0, min(cores - 1, _MAX_PROCESSES))
+
+
+def check_processes(processes: int | None) -> int:
+    """``processes`` as given to pull(), or the default for ``None``; refuses the rest."""
+    if processes is None:
+        return default_processes()
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
+        raise ConfigurationError(
+            f"processes must be a whole number >= 0 (0 normalizes in the pull's own "
+            f"process) or None for one per core but one; got {processes!r}"
+        )
+    return processes
+
+
+def normalize_chunk(items: list[Item]) -> dict[str, Any]:
+    """Normalize the jobs of one chunk, in order, into one Arrow table per table name.
+
+    Example:
+        >>> tables = normalize_chunk([("add", b"{}", {"job_id": "j1"}, None)])
+        >>> tables["jobs"].column("job_id").to_pylist()
+        ['j1']
+    """
+    normalizer = BatchNormalizer()
+    for item in items:
+        _add(normalizer, item)
+    return normalizer.flush()
+
+
+def _add(normalizer: BatchNormalizer, item: Item) -> None:
+    if item[0] == "add":
+        _, raw, record, masks = item
+        normalizer.add(raw, record, masks=masks)
+    else:
+        _, record, error = item
+        normalizer.add_failure(record, **error)
+
+
+class OrderedNormalizer:
+    """Normalizes jobs in the order given and hands their tables to ``write``.
+
+    ``processes`` worker processes (0: in this process). Use as a context manager, or
+    call :meth:`close` (writes what is left) / :meth:`abort` (on failure).
+    """
+
+    def __init__(self, write: Callable[[Tables], None], *, processes: int = 0,
+                 rows_per_write: int = 50_000) -> None:
+        self._write = write
+        self.processes = processes
+        self._rows_per_write = rows_per_write
+        self._inline = BatchNormalizer()
+        self._chunk: list[Item] = []
+        self._chunk_bytes = 0
+        self._queue: deque[tuple[list[Item], Future[Tables]]] = deque()
+        self._workers: list[_Worker] = []
+        self._next = 0
+        #: worker processes started so far (a pull reports it in its stats)
+        self.started = 0
+
+    @property
+    def in_processes(self) -> bool:
+        """Whether jobs go to worker processes (then mask rasters are decoded there)."""
+        return self.processes > 0
+
+    def __enter__(self) -> OrderedNormalizer:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def add(self, raw: bytes | None, record: Mapping[str, Any],
+            masks: Mapping[str, Any] | None) -> None:
+        """One job's result (``None``: no result), its record and its masks (url → bytes
+        or MaskMissing; ``None``: not fetched)."""
+        size = len(raw or b"") + sum(len(v) for v in (masks or {}).values()
+                                     if isinstance(v, bytes))
+        self._put(("add", raw, dict(record), dict(masks) if masks is not None else None), size)
+
+    def add_failure(self, record: Mapping[str, Any], **error: Any) -> None:
+        """A job whose result could not be had (see ``BatchNormalizer.add_failure``)."""
+        self._put(("fail", dict(record), error), 0)
+
+    def _put(self, item: Item, size: int) -> None:
+        if not self.in_processes:
+            self._drain()
+            _add(self._inline, item)
+            if self._inline.rows >= self._rows_per_write:
+                self._write(self._inline.flush())
+            return
+        self._chunk.append(item)
+        self._chunk_bytes += size
+        if len(self._chunk) >= CHUNK_JOBS or self._chunk_bytes >= CHUNK_BYTES:
+            self._send_chunk()
+        self._write_ready(block=len(self._queue) >= self.processes * _CHUNKS_PER_WORKER)
+
+    def _drain(self) -> None:
+        """Write every chunk sent, then take the jobs not sent yet in this process."""
+        while self._queue:
+            self._write_ready(block=True)
+        for item in self._chunk:
+            _add(self._inline, item)
+        self._chunk, self._chunk_bytes = [], 0
+
+    def _send_chunk(self) -> None:
+        chunk, self._chunk, self._chunk_bytes = self._chunk, [], 0
+        try:
+            worker = self._worker()
+            future = worker.submit(chunk)
+        except (OSError, WorkerExited) as exc:
+            self._stop_workers(f"cannot start or feed a normalizer process ({exc})")
+            future = Future()
+            future.set_exception(WorkerExited(str(exc)))
+        self._queue.append((chunk, future))
+
+    def _worker(self) -> _Worker:
+        """The next worker, round robin; started on first use."""
+        if len(self._workers) < self.processes:
+            self._workers.append(_Worker())
+            self.started += 1
+            return self._workers[-1]
+        worker = self._workers[self._next % len(self._workers)]
+        self._next += 1
+        return worker
+
+    def _write_ready(self, *, block: bool) -> None:
+        """Write the answered chunks at the head of the queue (wait for one if ``block``)."""
+        while self._queue and (block or self._queue[0][1].done()):
+            block = False
+            chunk, future = self._queue.popleft()
+            try:
+                tables = future.result()
+            except WorkerExited as exc:
+                self._stop_workers(str(exc))
+                tables = normalize_chunk(chunk)
+            except ChunkFailed:
+                tables = normalize_chunk(chunk)  # here, an error says where it came from
+            self._write(tables)
+
+    def close(self) -> None:
+        """Write every job given so far, in order; stop the workers. The normalizer can
+        still be used afterwards (in this process)."""
+        if self._chunk and self._workers and self.in_processes:
+            self._send_chunk()
+        self._drain()  # a small pull never fills a chunk: not worth starting a process
+        self._write(self._inline.flush())
+        self._shutdown()
+        self.processes = 0
+
+    def abort(self) -> None:
+        """Drop what was not written and stop the workers (the pull failed)."""
+        self._chunk.clear()
+        self._queue.clear()
+        self._inline = BatchNormalizer()
+        self._shutdown()
+        self.processes = 0
+
+    def _stop_workers(self, why: str) -> None:
+        """Normalize here from now on; chunks a live worker holds are still answered."""
+        if self.processes:
+            log.warning("normalizing in the pull's own process from now on: %s", why)
+        self.processes = 0
+
+    def _shutdown(self) -> None:
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.close()
+
+
+#: A worker's first line: the pull's import path, so that it imports the same copy of
+#: the package (an editable checkout, a path a script added) and nothing else.
+_BOOT = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+         "from playment_datasets.pull.normalizing import main; main()")
+
+
+class _Worker:
+    """One worker process and the thread that reads its answers."""
+
+    def __init__(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "PLAYMENT_API_KEY"}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _BOOT, json.dumps(sys.path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+        )
+        self._lock = threading.Lock()
+        self._pending: dict[int, Future[Tables]] = {}
+        self._seq = 0
+        self._exited: str | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True,
+                                        name="playment-normalize-reader")
+        self._reader.start()
+
+    def submit(self, chunk: list[Item]) -> Future[Tables]:
+        future: Future[Tables] = Future()
+        with self._lock:
+            if self._exited is not None:
+                raise WorkerExited(self._exited)
+            self._seq += 1
+            seq = self._seq
+            self._pending[seq] = future
+        assert self._proc.stdin is not None
+        try:
+            pickle.dump((seq, chunk), self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._proc.stdin.flush()
+        except (OSError, ValueError) as exc:  # a broken pipe: the worker is gone
+            self._fail_all(f"the normalizer process {self._proc.pid} ended ({exc})")
+        return future
+
+    def _read(self) -> None:
+        stdout = self._proc.stdout
+        assert stdout is not None
+        try:
+            while True:
+                seq, ok, payload, records = pickle.load(stdout)
+                for record in records:
+                    logging.getLogger(record[0]).log(record[1], "%s", record[2])
+                with self._lock:
+                    future = self._pending.pop(seq)
+                if ok:
+                    future.set_result(payload)
+                else:
+                    future.set_exception(ChunkFailed(payload))
+        except (EOFError, OSError, pickle.UnpicklingError, ValueError):
+            pass
+        self._fail_all(f"the normalizer process {self._proc.pid} ended "
+                       f"(exit status {self._proc.wait()})")
+
+    def _fail_all(self, why: str) -> None:
+        with self._lock:
+            self._exited = self._exited or why
+            pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(WorkerExited(why))
+
+    def close(self) -> None:
+        """Ask the worker to end (end of input), then make sure it has."""
+        try:
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a stuck worker
+            self._proc.kill()
+            self._proc.wait()
+        self._reader.join(timeout=5)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+
+class _LogRecords(logging.Handler):
+    """Keeps a worker's log records to send back with its answer."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[tuple[str, int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((record.name, record.levelno, record.getMessage()))
+
+
+def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    """A worker's loop: chunks in, tables (or the error) and log records out."""
+    handler = _LogRecords()
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO)  # the pull's own logging decides
+    while True:
+        try:
+            seq, chunk = pickle.load(stdin)
+        except EOFError:
+            return
+        try:
+            answer: tuple[Any, ...] = (seq, True, normalize_chunk(chunk))
+        except Exception as exc:  # noqa: BLE001 - reported to the pull, which redoes it
+            answer = (seq, False, f"{type(exc).__name__}: {exc}")
+        records, handler.records = handler.records, []
+        pickle.dump((*answer, records), stdout, protocol=pickle.HIGHEST_PROTOCOL)
+        stdout.flush()
+
+
+def main() -> None:
+    """Entry point of a worker process (``python -m playment_datasets.pull.normalizing``)."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing printed may corrupt the answers
+    try:
+        _serve(stdin, stdout)
+    except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C reaches the whole group
+        pass
+
+
+if __name__ == "__main__":
+    main()
