@@ -680,3 +680,22 @@ def test_result_returns_an_editable_copy_of_what_is_served() -> None:
         assert emulator.result(job.job_id)["edited"] is True
         emulator.set_result(job.job_id, b"<html>")
         assert emulator.result(job.job_id) is None
+
+
+def test_max_in_flight_counts_requests_served_at_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import urllib3
+
+    with Emulator(jobs=2, latency_ms=150) as emu:
+        url = f"{emu.base_url}/v1/projects/{emu.project_id}/batch/{emu.batch_id}"
+        http = urllib3.PoolManager(maxsize=4)
+        get = lambda _: http.request("GET", url, headers={"x-api-key": emu.api_key})  # noqa: E731
+        get(0)
+        get(0)
+        assert emu.stats.max_in_flight["api"] == 1  # one after the other
+        with ThreadPoolExecutor(3) as pool:
+            assert all(r.status == 200 for r in pool.map(get, range(3)))
+        assert emu.stats.max_in_flight["api"] == 3
+        emu.reset_stats()
+        assert emu.stats.max_in_flight["api"] == 0

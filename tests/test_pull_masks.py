@@ -24,7 +24,7 @@ from pycocotools import mask as mask_util
 
 import playment_datasets as pds
 from playment_datasets.api.client import RetryPolicy
-from playment_datasets.emulator import Emulator, GeneratedBatch, GeneratedJob
+from playment_datasets.emulator import Emulator, GeneratedBatch, GeneratedJob, generate_batch
 from playment_datasets.errors import DatasetNotFoundError
 from playment_datasets.normalize import mask_urls
 from playment_datasets.registry.registry import Registry
@@ -381,3 +381,16 @@ def test_a_resumed_job_fetches_only_the_masks_it_lacks(tmp_path: Path) -> None:
     assert served[storage_path(emu.result_url(job.job_id))] == 0
     mine = ds.masks[ds.masks["job_id"] == job.job_id]
     assert sorted(mine["url"]) == urls and set(mine["decode_status"]) == {"ok"}
+
+
+def test_a_jobs_masks_download_side_by_side(tmp_path: Path) -> None:
+    # One job, a video with a mask per frame: only its masks downloading beside each
+    # other can put two mask requests at the storage host at once.
+    batch = generate_batch(1, seed=4, kinds=["video_segmentation"], completed_fraction=1.0)
+    with Emulator(batch, latency_ms=40) as emu:
+        (job,) = emu.batch.jobs
+        assert len(job.truth.masks) >= 2
+        ds = do_pull(emu, tmp_path, workers=2)
+        assert set(ds.masks["decode_status"]) == {"ok"}
+        assert emu.stats.max_in_flight["storage"] >= 2
+        assert emu.stats.max_in_flight["api"] >= 2  # the attachment requests overlap too

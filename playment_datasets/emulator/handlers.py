@@ -119,6 +119,7 @@ class _BaseHandler(BaseHTTPRequestHandler):
     timeout = 120  # idle keep-alive connections are dropped after this many seconds
     server: EmulatorHTTPServer
     request_class = "other"
+    host_class = "api"  # which host, for the in-flight gauge (EmulatorStats.max_in_flight)
 
     @property
     def emulator(self) -> Emulator:
@@ -134,10 +135,14 @@ class _BaseHandler(BaseHTTPRequestHandler):
     # -- request flow ------------------------------------------------------------------
 
     def do_GET(self) -> None:  # noqa: N802
+        host = self.host_class
+        self.emulator._enter(host)
         try:
             self._serve()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        finally:
+            self.emulator._leave(host)
 
     def _serve(self) -> None:
         raise NotImplementedError
@@ -396,6 +401,7 @@ class StorageHandler(_BaseHandler):
 
     server_version = "AmazonS3"
     request_class = "storage"
+    host_class = "storage"
 
     def _serve(self) -> None:
         emulator = self.emulator
@@ -463,6 +469,7 @@ class PublicHandler(_BaseHandler):
 
     server_version = "nginx"
     request_class = "public"
+    host_class = "public"
 
     def _serve(self) -> None:
         emulator = self.emulator

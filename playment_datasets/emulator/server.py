@@ -71,6 +71,8 @@ class EmulatorStats:
     injected faults per kind (``down`` for outage answers); ``auth_failures`` counts
     requests refused for a missing or wrong key. ``storage_requests`` counts storage
     requests per object path (``urlsplit(url).path`` of a result or mask URL, unquoted).
+    ``max_in_flight`` is the most GET requests each host (``api``, ``storage``,
+    ``public``) was serving at once: what a client's concurrency looks like from outside.
     """
 
     requests: Counter[str] = field(default_factory=Counter)
@@ -80,6 +82,7 @@ class EmulatorStats:
     faults: Counter[str] = field(default_factory=Counter)
     auth_failures: int = 0
     storage_requests: Counter[str] = field(default_factory=Counter)
+    max_in_flight: Counter[str] = field(default_factory=Counter)
 
 
 class Emulator:
@@ -158,6 +161,7 @@ class Emulator:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._stats = EmulatorStats()
+        self._in_flight: Counter[str] = Counter()  # requests being served, per host
         self._keys: dict[str, frozenset[str] | None] = {api_key: None}
         self._latency = 0.0
         self.set_latency(latency_ms)
@@ -389,12 +393,13 @@ class Emulator:
             s = self._stats
             return EmulatorStats(Counter(s.requests), s.bytes_served, s.not_modified, s.leaks,
                                  Counter(s.faults), s.auth_failures,
-                                 Counter(s.storage_requests))
+                                 Counter(s.storage_requests), Counter(s.max_in_flight))
 
     def reset_stats(self) -> None:
         """Set every counter back to zero."""
         with self._lock:
             self._stats = EmulatorStats()
+            self._in_flight.clear()
 
     # -- used by the request handlers ----------------------------------------------------
 
@@ -403,6 +408,16 @@ class Emulator:
             self._stats.requests[request_class] += 1
             if path is not None:
                 self._stats.storage_requests[path] += 1
+
+    def _enter(self, host: str) -> None:
+        with self._lock:
+            self._in_flight[host] += 1
+            peak = self._stats.max_in_flight
+            peak[host] = max(peak[host], self._in_flight[host])
+
+    def _leave(self, host: str) -> None:
+        with self._lock:
+            self._in_flight[host] = max(0, self._in_flight[host] - 1)
 
     def _count_fault(self, kind: str) -> None:
         with self._lock:

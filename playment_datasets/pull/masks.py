@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,24 +104,28 @@ def fetch_masks(
     has_object: Callable[[str], bool],
     keep_stored: bool = False,
     decode: bool = True,
+    pool: Executor | None = None,
 ) -> FetchedMasks:
     """Fetch every mask of ``refs``; send the ETag of a previous entry still stored.
 
     With ``keep_stored`` (resuming a journalled job) a previous entry still stored is
     kept as it is, without a request. With ``decode``, PNG masks are decoded here (when
     the pull normalizes in its own process; its worker processes decode them otherwise).
-    Runs in a pull worker. A failure costs only its
-    mask (the entry gets ``error``); a refused API key still stops the pull.
+    With ``pool``, the masks download side by side in its threads (a video job has a
+    mask per frame) instead of one after another. A failure costs only its mask (the
+    entry gets ``error``); a refused API key still stops the pull.
     """
     before = {m.get("url"): m for m in previous or () if isinstance(m, Mapping)}
     out = FetchedMasks()
     by_url: dict[str, dict[str, Any]] = {}  # a URL listed for two frames is fetched once
+    copies: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    downloads: list[tuple[dict[str, Any], MaskRef, Mapping[str, Any] | None, str | None]] = []
     for ref in refs:
         entry: dict[str, Any] = {"url": ref.url, "frame_id": ref.frame_id, "kind": ref.kind,
                                  "sha256": None, "etag": None}
         out.entries.append(entry)
         if ref.url in by_url:
-            entry.update({k: v for k, v in by_url[ref.url].items() if k not in _ENTRY_KEYS[:3]})
+            copies.append((entry, by_url[ref.url]))
             continue
         by_url[ref.url] = entry
         old = before.get(ref.url)  # the URL names the file, whatever frame lists it
@@ -130,33 +135,63 @@ def fetch_masks(
             entry.update(sha256=old["sha256"], etag=old.get("etag"))
             continue
         etag = str(old["etag"]) if stored and old and old.get("etag") else None
+        downloads.append((entry, ref, old, etag))
+
+    def download(item: tuple[dict[str, Any], MaskRef, Mapping[str, Any] | None, str | None]
+                 ) -> _Download:
+        entry, ref, old, etag = item
         try:
             got = client.fetch_result(ref.url, etag=etag)
         except AuthenticationError:
             raise  # the key is refused: no job can succeed
         except (APIError, TransportError) as exc:
-            kind = type(exc).__name__
-            out.failures[kind] = out.failures.get(kind, 0) + 1
-            entry.update(error=f"{kind}: {exc}", error_type=kind)
             log.warning("mask %s not fetched: %s", ref.url, exc)
-            continue
+            return _Download(error=exc)
         if got.not_modified:  # only when an etag, and so a stored copy, was sent
             assert old is not None
-            entry.update(sha256=old["sha256"], etag=etag)
+            return _Download(sha256=old["sha256"], etag=etag, not_modified=True)
+        assert got.content is not None
+        # Decoding a raster is the costly part of a mask: when this process decodes, it
+        # does it here, beside the downloads (Pillow and NumPy release the GIL), not in
+        # the thread that normalizes. Point-cloud files keep their per-point arrays, so
+        # they are decoded only when normalized.
+        decoded = decode_mask("png", got.content) if decode and ref.kind == "png" else None
+        return _Download(sha256=put_object(got.content), etag=got.etag, content=got.content,
+                         decoded=decoded)
+
+    results = (pool.map(download, downloads) if pool is not None and len(downloads) > 1
+               else map(download, downloads))
+    for (entry, ref, _, _), got in zip(downloads, results, strict=True):
+        if got.error is not None:
+            kind = type(got.error).__name__
+            out.failures[kind] = out.failures.get(kind, 0) + 1
+            entry.update(error=f"{kind}: {got.error}", error_type=kind)
+            continue
+        entry.update(sha256=got.sha256, etag=got.etag)
+        if got.not_modified:
             out.not_modified += 1
             continue
         assert got.content is not None
-        entry.update(sha256=put_object(got.content), etag=got.etag)
         out.contents[ref.url] = got.content
-        if decode and ref.kind == "png":
-            # Decoding a raster is the costly part of a mask. Here it runs in the pool,
-            # beside the downloads (Pillow and NumPy release the GIL), instead of one
-            # after another in the thread that normalizes. Point-cloud files keep
-            # their per-point arrays, so they are decoded only when normalized.
-            out.decoded[ref.url] = decode_mask("png", got.content)
+        if got.decoded is not None:
+            out.decoded[ref.url] = got.decoded
         out.fetched += 1
         out.bytes_downloaded += len(got.content)
+    for entry, first in copies:
+        entry.update({k: v for k, v in first.items() if k not in _ENTRY_KEYS[:3]})
     return out
+
+
+@dataclass
+class _Download:
+    """What fetching one mask gave."""
+
+    sha256: str | None = None
+    etag: str | None = None
+    content: bytes | None = None
+    decoded: DecodedMask | None = None
+    not_modified: bool = False
+    error: Exception | None = None
 
 
 def fetch_job_masks(
@@ -168,6 +203,7 @@ def fetch_job_masks(
     before_has_masks: bool,
     *,
     decode: bool = True,
+    pool: Executor | None = None,
 ) -> FetchedMasks:
     """Fetch the masks of one job whose result the worker just had (or found unchanged).
 
@@ -181,11 +217,12 @@ def fetch_job_masks(
         raw = registry.get_object(result_sha256)
     return fetch_masks(client, refs_of(raw, previous), previous,
                        put_object=registry.put_object, has_object=registry.has_object,
-                       decode=decode)
+                       decode=decode, pool=pool)
 
 
 def resume_job_masks(client: PlaymentClient, registry: Any, result_sha256: str | None,
-                     stored: Any, *, decode: bool = True) -> FetchedMasks:
+                     stored: Any, *, decode: bool = True,
+                     pool: Executor | None = None) -> FetchedMasks:
     """The masks of a journalled job whose result is stored but not every mask.
 
     ``stored`` is the journal's mask entries (``None`` when that run did not fetch
@@ -196,7 +233,7 @@ def resume_job_masks(client: PlaymentClient, registry: Any, result_sha256: str |
     raw = registry.get_object(result_sha256) if previous is None and result_sha256 else None
     return fetch_masks(client, refs_of(raw, previous), previous,
                        put_object=registry.put_object, has_object=registry.has_object,
-                       keep_stored=True, decode=decode)
+                       keep_stored=True, decode=decode, pool=pool)
 
 
 def count(stats: Any, fetched: FetchedMasks) -> None:

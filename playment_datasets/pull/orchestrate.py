@@ -213,7 +213,9 @@ def pull(
             )
     client = PlaymentClient(
         api_key, base_url=base_url, retry=retry, timeout=timeout, limits=limits,
-        verify=verify, ca_bundle=ca_bundle, pool_size=workers, rate_limit=rate_limit,
+        # masks download in a second set of threads: connections for both
+        verify=verify, ca_bundle=ca_bundle, pool_size=workers * (2 if masks else 1),
+        rate_limit=rate_limit,
     )
     with client:
         try:
@@ -263,6 +265,9 @@ class _PullRun:
         self.quarantined: dict[str, dict[str, Any]] = {}
         self.lock_timeout = lock_timeout
         self.previous: Previous | None = None  # read once the batch lock is held
+        #: threads that download the masks of the jobs the fetching threads hold, so
+        #: that a job's masks (one per frame of a video) download side by side
+        self.mask_pool: ThreadPoolExecutor | None = None
 
     def execute(self) -> Dataset:
         started = time.perf_counter()
@@ -372,6 +377,8 @@ class _PullRun:
         streak = 0
         bar = make_progress(self.progress, desc="pulling", unit="job")
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="playment-pull")
+        if self.stats.with_masks:
+            self.mask_pool = ThreadPoolExecutor(self.workers, thread_name_prefix="playment-masks")
 
         def top_up() -> None:
             while len(in_flight) < window:
@@ -408,6 +415,9 @@ class _PullRun:
             self.client.cancel()  # Ctrl-C: workers stuck in slow downloads end now
             self._salvage(pool, in_flight, staging)
             raise
+        finally:
+            if self.mask_pool is not None:
+                self.mask_pool.shutdown(wait=True)  # after the job threads that use it
         pool.shutdown(wait=True)
 
     def _salvage(self, pool: ThreadPoolExecutor, in_flight, staging) -> None:
@@ -491,7 +501,7 @@ class _PullRun:
             fetched = _masks.fetch_job_masks(
                 self.client, self.registry, outcome.content, outcome.sha256, before,
                 self.previous is not None and self.previous.pulled_masks(),
-                decode=self.decode_in_threads,
+                decode=self.decode_in_threads, pool=self.mask_pool,
             )
             outcome.fetched_masks, outcome.masks = fetched, fetched.entries
         return outcome
@@ -499,7 +509,7 @@ class _PullRun:
     def _resume_masks(self, outcome: _Outcome, stored: Any) -> _Outcome:
         """Runs in a worker: the masks a journalled job lacks (its others are not asked for)."""
         fetched = _masks.resume_job_masks(self.client, self.registry, outcome.sha256, stored,
-                                          decode=self.decode_in_threads)
+                                          decode=self.decode_in_threads, pool=self.mask_pool)
         outcome.fetched_masks, outcome.masks = fetched, fetched.entries
         return outcome
 
