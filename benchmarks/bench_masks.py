@@ -10,7 +10,7 @@ Both figures are measured at 20 ms and at 100 ms per request.
 
 Usage:
     python benchmarks/bench_masks.py            # 200 jobs, 3 runs
-    python benchmarks/bench_masks.py --quick    # 60 jobs, one run
+    python benchmarks/bench_masks.py --quick    # 100 jobs, one run
     python benchmarks/bench_masks.py --json     # figures as JSON
 """
 
@@ -51,7 +51,7 @@ _report(seconds=seconds, jobs=len(ds.jobs), masks_fetched=stats["masks_fetched"]
 
 
 def jobs_for(size: str) -> int:
-    return {"full": 200, "quick": 60, "smoke": 6}[size]
+    return {"full": 200, "quick": 100, "smoke": 6}[size]
 
 
 def _pull(emu: Emulator, masks: bool) -> dict[str, Any]:
@@ -108,7 +108,7 @@ def print_tables(report: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     return section_main(argv, __doc__.splitlines()[0], run, print_tables,
-                        quick_help="60 jobs, one run")
+                        quick_help="100 jobs, one run")
 
 
 if __name__ == "__main__":
