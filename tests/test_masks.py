@@ -328,3 +328,24 @@ def test_png_statistics_and_ids_match_a_pixel_by_pixel_count(n_colors: int) -> N
     for n, color in enumerate(colors, 1):
         assert int((ids == n).sum()) == expected[color][0]
     assert int((ids == 0).sum()) == int((picks < 0).sum())
+
+
+@pytest.mark.parametrize("size", [(640, 480), (2200, 2200)])  # one memory block, several
+def test_png_statistics_are_exact_whatever_the_image_size(size: tuple[int, int]) -> None:
+    # Pillow keeps a large image in several memory blocks (its pixels cannot be shared
+    # without a copy); the statistics must not depend on that.
+    from playment_datasets.normalize.masks import decode_png
+
+    width, height = size
+    img = Image.new("RGBA", size)
+    img.paste((255, 0, 0, 255), (10, 20, 110, 70))  # 100 × 50 red
+    img.putpixel((width - 1, height - 1), (0, 0, 255, 128))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    mask = decode_png(buf.getvalue())
+    assert mask.status == "ok" and (mask.width, mask.height) == size
+    red, blue = mask.colors["#ff0000"], mask.colors["#0000ff"]
+    assert red.n_pixels == 5000 and blue.n_pixels == 1
+    assert (red.x_min, red.y_min, red.x_max, red.y_max) == (
+        10 / width, 20 / height, 110 / width, 70 / height)
+    assert (blue.x_max, blue.y_max) == (1.0, 1.0)

@@ -196,7 +196,7 @@ def _rgba(data: bytes, max_pixels: int
             with Image.open(io.BytesIO(data), formats=["PNG"]) as img:
                 img.load()
                 rgba_img = img if img.mode == "RGBA" else img.convert("RGBA")
-                rgba = np.asarray(rgba_img)
+                rgba = _pixels(rgba_img)
                 found = rgba_img.getcolors(_FEW_COLORS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return _failed("png", "too_large", f"Pillow refused the image: {exc}", **known)
@@ -209,6 +209,24 @@ def _rgba(data: bytes, max_pixels: int
         return _failed("png", "bad_header", f"the header says {width}×{height}, the pixels "
                        f"are {rgba.shape[1]}×{rgba.shape[0]}", **known)
     return rgba, found
+
+
+def _pixels(img: Any) -> np.ndarray[Any, Any]:
+    """An RGBA image's pixels as an H × W × 4 array: without a copy through Pillow's
+    Arrow export (Pillow >= 11.2, an image in one memory block), else copied."""
+    width, height = img.size
+    try:
+        import pyarrow as pa
+
+        buffer = pa.array(img).buffers()[-1]  # the pixel bytes; they keep the image alive
+        if buffer is not None and buffer.size >= width * height * 4:
+            flat = np.frombuffer(buffer, dtype=np.uint8, count=width * height * 4)
+            return flat.reshape(height, width, 4)
+    except (TypeError, ValueError, AttributeError, NotImplementedError):
+        pass  # an older Pillow, or an image in several blocks
+    except Exception:  # noqa: BLE001 - pa.ArrowException; pyarrow is optional here
+        pass
+    return np.asarray(img)
 
 
 def png_ids(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS
