@@ -126,6 +126,19 @@ def test_a_small_pull_starts_no_process(tmp_path: Path) -> None:
     assert ds.pull_stats["processes"] == 0 and len(ds.jobs) == CHUNK_JOBS - 1
 
 
+@pytest.mark.slow
+def test_large_masks_start_a_worker_before_64_jobs(tmp_path: Path) -> None:
+    # 50 rasters of 1024×768 are worth a process; the tables are the in-process ones.
+    batch = generate_batch(50, seed=6, kinds=["image_segmentation"], completed_fraction=1.0,
+                           mask_size=(1024, 768))
+    with Emulator(batch) as emu:
+        here = pull(emu, tmp_path / "here", processes=0)
+        there = pull(emu, tmp_path / "there", processes=1)
+    assert there.pull_stats["processes"] == 1
+    assert (there.masks["decode_status"] == "ok").sum() == 50
+    assert_same_tables(there, here)
+
+
 def test_processes_must_be_a_count(emu: Emulator, tmp_path: Path) -> None:
     for bad in (-1, 1.5, True):
         with pytest.raises(ConfigurationError, match="processes must be a whole number"):

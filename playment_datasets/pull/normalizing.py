@@ -11,8 +11,9 @@ output is exactly what one in-process :class:`~playment_datasets.normalize.Batch
 gives; the journal is written by the fetching threads as before, so resume after a
 kill is unchanged.
 
-Small pulls never start a process: until the first chunk is full, and whenever
-``processes=0``, jobs are normalized in the pull's own process. A worker that dies
+Small pulls never start a process: until there are 64 jobs (or masks worth about
+40 decodes of a 1024×768 raster) to give it, and whenever ``processes=0``, jobs are
+normalized in the pull's own process. A worker that dies
 (killed, out of memory) costs nothing but time: its unanswered chunks are normalized
 in-process and the pull goes on without workers. A worker's environment is the pull's
 without ``PLAYMENT_API_KEY``: it never needs the key.
@@ -46,13 +47,18 @@ __all__ = ["OrderedNormalizer", "WorkerExited", "default_processes", "normalize_
 
 log = logging.getLogger(__name__)
 
-#: Jobs per chunk sent to a worker, and the raw bytes (results and masks) that end a
-#: chunk early: large enough to amortize the pickling and the per-chunk tables, small
-#: enough that memory stays flat and the first answers come back soon.
+#: Jobs per chunk sent to a worker, and the work (bytes of results, decoded bytes of
+#: PNG masks) that ends a chunk early: large enough to amortize the pickling and the
+#: per-chunk tables, small enough that memory stays flat, the answers come back soon
+#: and little is left to do once the last job is fetched (a 1024×768 mask is 3 MB).
 CHUNK_JOBS = 64
-CHUNK_BYTES = 8 << 20
-#: Chunks in flight per worker: one being normalized, one waiting in its pipe.
-_CHUNKS_PER_WORKER = 2
+CHUNK_WORK = 8 << 20
+#: A pull starts its first worker once it has this many jobs, or this much work, to
+#: give it: starting a process costs about what 40 such masks cost to decode.
+START_JOBS = CHUNK_JOBS
+START_WORK = 128 << 20
+#: Chunks in flight per worker before the pull waits for the oldest answer.
+_CHUNKS_PER_WORKER = 4
 #: Worker processes a pull starts at most, whatever the core count.
 _MAX_PROCESSES = 4
 
@@ -112,6 +118,16 @@ def normalize_chunk(items: list[Item]) -> dict[str, Any]:
     return normalizer.flush()
 
 
+def _work_of(value: Any) -> int:
+    """What normalizing one mask costs, in bytes: a PNG's decoded size (from its
+    header), else its length."""
+    if not isinstance(value, bytes):
+        return 0
+    if value.startswith(b"\x89PNG\r\n\x1a\n") and len(value) >= 24:
+        return 4 * int.from_bytes(value[16:20], "big") * int.from_bytes(value[20:24], "big")
+    return len(value)
+
+
 def _add(normalizer: BatchNormalizer, item: Item) -> None:
     if item[0] == "add":
         _, raw, record, masks = item
@@ -141,6 +157,7 @@ class OrderedNormalizer:
         self._next = 0
         #: worker processes started so far (a pull reports it in its stats)
         self.started = 0
+        self._seen_jobs = self._seen_work = 0
 
     @property
     def in_processes(self) -> bool:
@@ -160,8 +177,7 @@ class OrderedNormalizer:
             masks: Mapping[str, Any] | None) -> None:
         """One job's result (``None``: no result), its record and its masks (url → bytes
         or MaskMissing; ``None``: not fetched)."""
-        size = len(raw or b"") + sum(len(v) for v in (masks or {}).values()
-                                     if isinstance(v, bytes))
+        size = len(raw or b"") + sum(_work_of(v) for v in (masks or {}).values())
         self._put(("add", raw, dict(record), dict(masks) if masks is not None else None), size)
 
     def add_failure(self, record: Mapping[str, Any], **error: Any) -> None:
@@ -177,7 +193,12 @@ class OrderedNormalizer:
             return
         self._chunk.append(item)
         self._chunk_bytes += size
-        if len(self._chunk) >= CHUNK_JOBS or self._chunk_bytes >= CHUNK_BYTES:
+        self._seen_jobs += 1
+        self._seen_work += size
+        if not self._workers and self._seen_jobs < START_JOBS and self._seen_work < START_WORK:
+            return  # not yet worth starting a process
+        if (not self._workers or len(self._chunk) >= CHUNK_JOBS
+                or self._chunk_bytes >= CHUNK_WORK):
             self._send_chunk()
         self._write_ready(block=len(self._queue) >= self.processes * _CHUNKS_PER_WORKER)
 
