@@ -9,7 +9,9 @@ Sections (each also runs alone as ``python benchmarks/bench_<name>.py``):
 4. memory — peak RSS of pulls of growing batches (bench_pull);
 5. load — pds.load() + ds.annotations vs reading per-job JSON files (bench_load);
 6. scaling — pull() jobs/s as workers grows at 50 ms latency (bench_scaling);
-7. masks — a pull of segmentation jobs with 1024×768 PNG masks vs masks=False (bench_masks).
+7. masks — a pull of segmentation jobs with 1024×768 PNG masks vs masks=False (bench_masks);
+8. startup — ``--help``, ``--version``, ``list``, ``tag``, ``show`` and ``import
+   playment_datasets`` vs ``python -c pass`` (bench_startup).
 
 Every figure is a median of 3 runs (1 with ``--quick`` or ``--smoke``); every ratio is against a
 baseline measured in the same run. The machines are shared: compare ratios, not
@@ -42,6 +44,7 @@ from benchmarks import (  # noqa: E402
     bench_normalize,
     bench_pull,
     bench_scaling,
+    bench_startup,
 )
 from benchmarks._common import add_size_arguments, print_table, runs_for, size_of  # noqa: E402
 
@@ -67,6 +70,7 @@ def run(size: str = "full", runs: int | None = None) -> dict[str, Any]:
     result["load"] = timed("load", lambda: bench_load.run(size, runs))
     result["scaling"] = timed("scaling", lambda: bench_scaling.run(size, runs))
     result["masks"] = timed("masks", lambda: bench_masks.run(size, runs))
+    result["startup"] = timed("startup", lambda: bench_startup.run(size, runs))
     result["summary"] = summary(result)
     result["section_seconds"] = seconds
     result["total_seconds"] = time.perf_counter() - started
@@ -126,6 +130,9 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
     for r in result["masks"]["rows"]:
         add("masks", f"pull s with masks @{r['latency_ms']:g} ms (baseline: masks=False)",
             r["seconds_with_masks"], r["seconds_without_masks"], r["ratio"])
+    for r in result["startup"]["rows"][1:]:
+        add("startup", f"{r['command']} s (ratio: × python -c pass)", r["median_seconds"],
+            result["startup"]["baseline_seconds"], r["ratio_vs_python"])
     return rows
 
 
@@ -137,6 +144,7 @@ def print_all(result: dict[str, Any]) -> None:
     bench_load.print_tables(result["load"])
     bench_scaling.print_tables(result["scaling"])
     bench_masks.print_tables(result["masks"])
+    bench_startup.print_tables(result["startup"])
     size = "" if result["size"] == "full" else f"{result['size']}, "
     print_table(f"All benchmarks ({size}median of "
                 f"{result['runs']} run(s); ratio = value / baseline, or baseline / value for "

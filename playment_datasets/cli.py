@@ -27,7 +27,6 @@ from typing import Any
 from playment_datasets import __version__
 from playment_datasets.emulator.__main__ import add_emulator_arguments
 from playment_datasets.errors import ConfigurationError, PlaymentDatasetsError
-from playment_datasets.schema import TABLE_NAMES
 
 __all__ = ["main", "build_parser", "render_docs"]
 
@@ -369,11 +368,23 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    frame = _registry(args).datasets()
-    rows = json.loads(frame.to_json(orient="records", date_format="iso")) if len(frame) else []
+    # From registry.json alone (Registry.datasets() without its DataFrame): no pandas.
+    rows = [{**row, "created_at": _iso_millis(row["created_at"])}
+            for row in _registry(args)._dataset_rows()]
     _emit(args, rows, lambda r: render_table(r) if r else "no datasets yet; run "
           "'playment-datasets pull PROJECT_ID BATCH_ID' or 'playment-datasets demo'")
     return EXIT_OK
+
+
+def _iso_millis(text: str) -> str:
+    """An ISO 8601 time as UTC with milliseconds, ``2026-01-31T12:00:00.123Z``."""
+    from datetime import datetime, timezone
+
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    when = when.astimezone(timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -620,12 +631,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def summarize(ds: Any) -> dict[str, Any]:
-    """A JSON-ready summary of a dataset version: counts per table, type and label."""
+    """A JSON-ready summary of a dataset version: counts per table, type and label.
+
+    Counted on Arrow columns: ``show`` and ``pull`` never import pandas.
+    """
+    from playment_datasets.schema import TABLE_NAMES
+
     manifest = ds.manifest
-    ann = ds.table("annotations", columns=["type", "label"])
-    by_type = ann["type"].value_counts().sort_index()
-    labels = ann["label"].value_counts().head(10)
-    kinds = ds.table("jobs", columns=["result_kind"])["result_kind"].value_counts().sort_index()
+    ann = ds.arrow("annotations", columns=["type", "label"])
+    by_type = _value_counts(ann.column("type"))  # in order of first appearance
+    # Most frequent first; a tie keeps the order of first appearance (a stable sort).
+    labels = sorted(_value_counts(ann.column("label")).items(), key=lambda kv: -kv[1])
+    kinds = _value_counts(ds.arrow("jobs", columns=["result_kind"]).column("result_kind"))
     return {
         "batch_id": ds.batch_id,
         "project_id": ds.project_id,
@@ -635,10 +652,20 @@ def summarize(ds: Any) -> dict[str, Any]:
         "path": str(ds.path),
         "counts": {name: int(manifest.get("counts", {}).get(name, 0)) for name in TABLE_NAMES},
         "pull": (manifest.get("extra") or {}).get("pull"),
-        "result_kinds": {str(k): int(v) for k, v in kinds.items()},
-        "annotation_types": {str(k): int(v) for k, v in by_type.items()},
-        "top_labels": {str(k): int(v) for k, v in labels.items()},
+        "result_kinds": kinds,
+        "annotation_types": by_type,
+        "top_labels": dict(labels[:10]),
     }
+
+
+def _value_counts(column: Any) -> dict[str, int]:
+    """Non-null values of an Arrow column and how often each occurs, in the order of
+    their first appearance."""
+    import pyarrow.compute as pc
+
+    counts = pc.value_counts(column.drop_null())
+    return {str(v): int(n) for v, n in zip(counts.field("values").to_pylist(),
+                                           counts.field("counts").to_pylist(), strict=True)}
 
 
 def render_summary(s: dict[str, Any]) -> str:

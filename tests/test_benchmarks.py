@@ -119,9 +119,25 @@ def test_masks_compares_pulls_with_and_without_masks(report: dict[str, Any]) -> 
 
 
 @pytest.mark.slow
+def test_startup_times_every_light_command(report: dict[str, Any]) -> None:
+    startup = report["startup"]
+    rows = {r["command"]: r for r in startup["rows"]}
+    for name in ("python -c pass (baseline)", "import playment_datasets",
+                 "playment-datasets --help", "playment-datasets --version",
+                 "playment-datasets list", "playment-datasets tag",
+                 "playment-datasets show (reads Parquet)"):
+        _positive(rows[name], "median_seconds", "min_seconds", "ratio_vs_python")
+    _positive(startup, "baseline_seconds")
+    for name in ("playment-datasets --help", "playment-datasets --version",
+                 "playment-datasets list", "playment-datasets tag"):
+        assert rows[name]["heavy_imported"] == "", rows[name]  # reads JSON only
+    assert "pandas" not in rows["playment-datasets show (reads Parquet)"]["heavy_imported"]
+
+
+@pytest.mark.slow
 def test_summary_has_a_row_for_every_section(report: dict[str, Any]) -> None:
     sections = {r["section"] for r in report["summary"]}
     assert sections == {"fetch", "incremental", "normalize", "memory", "load", "scaling",
-                        "masks"}
+                        "masks", "startup"}
     for r in report["summary"]:
         assert isinstance(r["value"], (int, float)) and r["value"] >= 0, r

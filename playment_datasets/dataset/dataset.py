@@ -21,20 +21,26 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from playment_datasets._optional import import_optional
 from playment_datasets._public import public
-from playment_datasets.dataset import media as _media
-from playment_datasets.dataset import views
-from playment_datasets.dataset.mask_array import MaskArray, read_mask
-from playment_datasets.errors import ConfigurationError, CorruptDatasetError, RegistryError
+from playment_datasets.dataset.jsonfile import read_json
+from playment_datasets.errors import ConfigurationError, CorruptDatasetError
 from playment_datasets.schema import SCHEMA_VERSION, TABLE_NAMES, TABLES, upgrade_table
+
+if TYPE_CHECKING:
+    # pandas (and the modules below, which need it) are imported when a DataFrame is
+    # first asked for: opening a version, or pulling one, does not import pandas.
+    import pandas as pd
+
+    from playment_datasets.dataset import media as _media
+    from playment_datasets.dataset import views
+    from playment_datasets.dataset.mask_array import MaskArray
 
 __all__ = ["CATEGORICAL_COLUMNS", "Dataset", "DatasetView", "MaskArray", "arrow_to_pandas",
            "read_json"]
@@ -58,6 +64,8 @@ def _types_mapper(typ: pa.DataType) -> Any:
     # its Arrow type (nullable integers stay integers, strings stay compact).
     if pa.types.is_floating(typ) or pa.types.is_dictionary(typ):
         return None
+    import pandas as pd
+
     return pd.ArrowDtype(typ)
 
 
@@ -73,22 +81,6 @@ def arrow_to_pandas(table: pa.Table) -> pd.DataFrame:
         if field.name in CATEGORICAL_COLUMNS and pa.types.is_string(field.type):
             table = table.set_column(i, field.name, pc.dictionary_encode(table.column(i)))
     return table.to_pandas(types_mapper=_types_mapper)
-
-
-def read_json(path: Path, what: str) -> Any:
-    """Read a JSON file, turning a parse error into a RegistryError that names the file."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        kind = "UTF-8" if isinstance(exc, UnicodeDecodeError) else "JSON"
-        raise RegistryError(
-            f"{what} {path} is not valid {kind} ({exc}); expected a file written by "
-            "playment_datasets. Run verify() to see what else is damaged."
-        ) from None
-    except IsADirectoryError:
-        raise RegistryError(
-            f"{what} {path} is a directory; expected a JSON file written by playment_datasets."
-        ) from None
 
 
 #: Manifest keys a Dataset relies on, and their JSON types.
@@ -210,8 +202,16 @@ class Dataset:
         self, name: str, columns: Sequence[str] | None, filters: Any
     ) -> pa.Table:
         path = self._file(name)
+        wanted = list(columns) if columns else None
         try:
-            return pq.read_table(path, columns=list(columns) if columns else None, filters=filters)
+            if filters is None:
+                # ParquetFile, not read_table: read_table goes through pyarrow.dataset,
+                # whose import imports pandas, and ``show`` has no use for pandas.
+                with pq.ParquetFile(path) as file:
+                    if wanted is None or set(wanted) <= set(file.schema_arrow.names):
+                        return file.read(columns=wanted)
+            # filters, or a column the file lacks (read_table raises ArrowInvalid for it)
+            return pq.read_table(path, columns=wanted, filters=filters)
         except FileNotFoundError:
             raise CorruptDatasetError(
                 f"{path} is missing from {self.batch_id} v{self.version}; run verify() and "
@@ -363,6 +363,8 @@ class Dataset:
             >>> m = ds.mask("JOB_ID")                       # doctest: +SKIP
             >>> m.array.shape, m.ids[["id", "label"]].head(2)  # doctest: +SKIP
         """
+        from playment_datasets.dataset.mask_array import read_mask
+
         return read_mask(self, job_id, frame_id)
 
     def object(self, sha256: str) -> bytes:
@@ -435,6 +437,8 @@ class Dataset:
             >>> cars = ds.select(labels=["car"], types="rectangle")  # doctest: +SKIP
             >>> cars.to_yolo("yolo-cars/")                            # doctest: +SKIP
         """
+        from playment_datasets.dataset import views
+
         ids, keys = views.select_members(self, job_ids=job_ids, labels=labels, types=types,
                                          query=query)
         return DatasetView(self._full(), ids, keys)
@@ -448,6 +452,8 @@ class Dataset:
             >>> parts = ds.split({"train": .8, "val": .1, "test": .1}, seed=7)  # doctest: +SKIP
             >>> parts.report                                                     # doctest: +SKIP
         """
+        from playment_datasets.dataset import views
+
         wanted, members = views.split_members(self, fractions, by=by, seed=seed)
         parts = {name: DatasetView(self._full(), ids, self.annotation_keys)
                  for name, ids in members.items()}
@@ -481,10 +487,14 @@ class Dataset:
         Example:
             >>> ds.media.groupby("status").size()   # doctest: +SKIP
         """
+        from playment_datasets.dataset import media as _media
+
         return _media.media_table(self, self._media_source)
 
     def media_files(self) -> dict[str, tuple[str | None, Path | None]]:
         """url → (content type, stored file) for every fetched source file."""
+        from playment_datasets.dataset import media as _media
+
         return _media.media_files(self, self._media_source)
 
     def image_sizes(self) -> dict[str, tuple[int, int]]:
@@ -494,6 +504,8 @@ class Dataset:
             >>> ds.image_sizes()["job-0001"]   # doctest: +SKIP
             (640, 480)
         """
+        from playment_datasets.dataset import media as _media
+
         return _media.image_sizes(self, self._media_source)
 
     def to_pixels(self, frame: pd.DataFrame | str = "annotations") -> pd.DataFrame:
@@ -681,6 +693,8 @@ class DatasetView(Dataset):
             read = list(dict.fromkeys([*wanted, "job_id", "annotation_key"]))
             known = set(TABLES[name].names) if name in TABLES else set()
             read = [c for c in read if c in known or c in wanted]
+        from playment_datasets.dataset import views
+
         table = self.base.arrow(name, read, filters)
         table = views.filter_table(name, table, self.job_ids, self.annotation_keys)
         return table.select(wanted) if wanted is not None else table
@@ -703,3 +717,12 @@ class DatasetView(Dataset):
 
     def _register_duckdb(self, con: Any, name: str) -> None:
         con.register(name, self.arrow(name))
+
+
+def __getattr__(name: str) -> Any:
+    # MaskArray is re-exported from mask_array.py (NumPy, pandas) on first use.
+    if name == "MaskArray":
+        from playment_datasets.dataset.mask_array import MaskArray
+
+        return MaskArray
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from playment_datasets.emulator.batch import (
-    GeneratedBatch,
-    GeneratedJob,
-    GroundTruth,
-    MaskTruth,
-)
-from playment_datasets.emulator.faults import FaultPlan
-from playment_datasets.emulator.server import Emulator, EmulatorStats
-
 if TYPE_CHECKING:
+    from playment_datasets.emulator.batch import (
+        GeneratedBatch,
+        GeneratedJob,
+        GroundTruth,
+        MaskTruth,
+    )
+    from playment_datasets.emulator.faults import FaultPlan
     from playment_datasets.emulator.generator import generate_batch
+    from playment_datasets.emulator.server import Emulator, EmulatorStats
 
 __all__ = [
     "Emulator",
@@ -39,11 +38,29 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # The generator is imported on first use: it is the heaviest part of the package
-    # and the server does not need it to serve a batch built by hand.
-    if name == "generate_batch":
-        from playment_datasets.emulator.generator import generate_batch
+#: Names imported on first use. The generator is the heaviest part of the package and
+#: the server does not need it to serve a batch built by hand; nothing of the server
+#: (http.server, numpy) is needed to build the emulator's command-line options.
+_LAZY = {
+    **dict.fromkeys(["GeneratedBatch", "GeneratedJob", "GroundTruth", "MaskTruth"],
+                    "playment_datasets.emulator.batch"),
+    "FaultPlan": "playment_datasets.emulator.faults",
+    "generate_batch": "playment_datasets.emulator.generator",
+    "Emulator": "playment_datasets.emulator.server",
+    "EmulatorStats": "playment_datasets.emulator.server",
+}
 
-        return generate_batch
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -29,9 +29,8 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 
 from playment_datasets.errors import ConfigurationError, ResultFormatError
@@ -66,6 +65,9 @@ from playment_datasets.normalize._mask_rows import (
     stored_masks,
 )
 from playment_datasets.normalize._shapes import add_image, add_tracker
+
+if TYPE_CHECKING:
+    import pandas as pd  # only to_pixels works on DataFrames (it imports nothing itself)
 
 __all__ = ["BatchNormalizer", "DecodedBytes", "MaskMissing", "MaskRef", "MaskSource", "mask_urls",
            "normalize_result", "stored_masks", "to_pixels"]

@@ -40,7 +40,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from playment_datasets._version import __version__
-from playment_datasets.dataset.quality import quality_counts_of_dir
 from playment_datasets.errors import ConfigurationError, RegistryError
 from playment_datasets.registry.index import RegistryDir
 from playment_datasets.registry.store import atomic_write_json, fsync_dir, is_sha256, sha256_file
@@ -389,6 +388,8 @@ def commit_staging(
         return done
     check_staged(staging, counts, jobs_v)
     files = prepare_files(staging, counts, jobs_v, job_meta)
+    from playment_datasets.dataset.quality import quality_counts_of_dir  # pandas
+
     extra = {**extra, "quality": quality_counts_of_dir(staging.tables_path)}
     with reg.lock():
         if (done := _unchanged(staging, cid, force)) is not None:

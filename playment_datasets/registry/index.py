@@ -21,15 +21,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from playment_datasets.api.ids import validate_id
-from playment_datasets.dataset.dataset import Dataset, read_json
+from playment_datasets.dataset.jsonfile import read_json
 from playment_datasets.errors import CorruptDatasetError, DatasetNotFoundError, RegistryError
 from playment_datasets.registry.lock import FileLock
 from playment_datasets.registry.media import MediaIndex
 from playment_datasets.registry.paths import scan_version_dirs, unsafe_reason, version_rel
 from playment_datasets.registry.store import ObjectStore, atomic_write_json
+
+if TYPE_CHECKING:
+    from playment_datasets.dataset.dataset import Dataset
 
 __all__ = [
     "INDEX_FORMAT",
@@ -250,6 +253,8 @@ class RegistryDir:
 
     def load(self, batch_id: str, version: int | str = "latest") -> Dataset:
         """The Dataset of one version: reads only ``manifest.json``; tables load lazily."""
+        from playment_datasets.dataset.dataset import Dataset  # pyarrow: not for JSON reads
+
         project_id, n, info = version_info(self.read(), batch_id, version, self.location())
         ds = Dataset(self.version_dir(project_id, batch_id, n, info), objects=self.objects.get)
         if ds.content_id != info["content_id"] or ds.version != n:

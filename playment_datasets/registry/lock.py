@@ -22,14 +22,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-
-import filelock
 
 from playment_datasets.errors import RegistryLockError
 
@@ -88,6 +85,8 @@ class FileLock:
         self.timeout = timeout
         self.what = what
         self.record_holder = record_holder
+        import filelock  # when a lock is made: reading a registry takes none
+
         self._lock = filelock.FileLock(str(self.path), thread_local=False)
 
     @property
@@ -104,6 +103,8 @@ class FileLock:
 
     def acquire(self) -> FileLock:
         """Take the lock, waiting up to ``timeout`` seconds; raise RegistryLockError."""
+        import filelock
+
         if self.held:
             raise RuntimeError(f"{self.what} is already held by this object")
         deadline = time.monotonic() + max(self.timeout, 0.0)
@@ -130,6 +131,8 @@ class FileLock:
         return self
 
     def _write_holder(self) -> None:
+        import socket
+
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from playment_datasets.api.ids import validate_id
-from playment_datasets.dataset.dataset import read_json
+from playment_datasets.dataset.jsonfile import read_json
 from playment_datasets.errors import CorruptDatasetError, InvalidIdError, RegistryError
 
 logger = logging.getLogger(__name__)

@@ -31,16 +31,10 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
-
-import pandas as pd
-import platformdirs
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from playment_datasets._public import public
 from playment_datasets.api.ids import validate_id
-from playment_datasets.dataset.dataset import Dataset
-from playment_datasets.dataset.diff import DatasetDiff, diff_datasets
 from playment_datasets.errors import (
     ConfigurationError,
     CorruptDatasetError,
@@ -56,18 +50,20 @@ from playment_datasets.registry.index import (
     version_in,
     version_info,
 )
-from playment_datasets.registry.maintenance import (
-    GcReport,
-    VerifyReport,
-    collect_garbage,
-    renormalize_version,
-    verify_registry,
-)
 from playment_datasets.registry.paths import remove_tree, unsafe_reason, version_rel
-from playment_datasets.registry.repair import RepairReport, repair_registry
-from playment_datasets.registry.shards import commit_shards, open_shard_staging
-from playment_datasets.registry.staging import CommitResult, Staging, open_staging
 from playment_datasets.registry.store import ObjectStore
+
+if TYPE_CHECKING:
+    # The modules that read or write Parquet (pyarrow) or build DataFrames (pandas) are
+    # imported by the methods that need them: listing, tagging and resolving versions
+    # read only JSON, so the command line answers them without importing either.
+    import pandas as pd
+
+    from playment_datasets.dataset.dataset import Dataset
+    from playment_datasets.dataset.diff import DatasetDiff
+    from playment_datasets.registry.maintenance import GcReport, VerifyReport
+    from playment_datasets.registry.repair import RepairReport
+    from playment_datasets.registry.staging import CommitResult, Staging
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +100,8 @@ def default_registry_path() -> Path:
     if env:
         return Path(env).expanduser()
     # appauthor=False: no vendor level on Windows (%LOCALAPPDATA%\playment-datasets).
+    import platformdirs
+
     return platformdirs.user_data_path("playment-datasets", appauthor=False)
 
 
@@ -128,15 +126,24 @@ def _file_url_path(url: str) -> str:
     return unquote(parts.path)
 
 
-#: Columns and dtypes of :meth:`Registry.datasets`: strings as Arrow strings (like the
-#: tables of a Dataset), counts as int64, ``created_at`` as UTC datetimes, ``tags`` as
-#: lists.
-DATASETS_DTYPES: dict[str, Any] = {
-    "project_id": pd.ArrowDtype(pa.string()), "batch_id": pd.ArrowDtype(pa.string()),
+#: Columns of :meth:`Registry.datasets` and their dtypes (``"arrow_string"``: an Arrow
+#: string, like the tables of a Dataset): counts as int64, ``created_at`` as UTC
+#: datetimes, ``tags`` as lists.
+DATASETS_COLUMNS: dict[str, str] = {
+    "project_id": "arrow_string", "batch_id": "arrow_string",
     "version": "int64", "created_at": "datetime64[ns, UTC]", "n_jobs": "int64",
     "n_annotations": "int64", "n_errors": "int64", "tags": "object",
-    "content_id": pd.ArrowDtype(pa.string()), "path": pd.ArrowDtype(pa.string()),
+    "content_id": "arrow_string", "path": "arrow_string",
 }
+
+
+def _datasets_dtypes() -> dict[str, Any]:
+    """:data:`DATASETS_COLUMNS` as pandas dtypes."""
+    import pandas as pd
+    import pyarrow as pa
+
+    return {name: pd.ArrowDtype(pa.string()) if dtype == "arrow_string" else dtype
+            for name, dtype in DATASETS_COLUMNS.items()}
 
 
 class Registry:
@@ -268,6 +275,8 @@ class Registry:
             ...     st.journal()
             {}
         """
+        from playment_datasets.registry.staging import open_staging
+
         return open_staging(self._dir, project_id, batch_id, lock_timeout=lock_timeout)
 
     def open_shard_staging(
@@ -276,6 +285,8 @@ class Registry:
         """Open (and lock) the staging area of shard ``index`` of ``count`` of a batch
         (``staging/<p>/<b>/shards/<index>-of-<count>/``); see
         :mod:`playment_datasets.registry.shards`."""
+        from playment_datasets.registry.shards import open_shard_staging
+
         return open_shard_staging(self._dir, project_id, batch_id, index, count)
 
     def commit_shards(self, project_id: str, batch_id: str, count: int) -> Dataset:
@@ -289,6 +300,8 @@ class Registry:
             >>> reg.commit_shards("PROJECT_ID", "BATCH_ID", 4).version  # doctest: +SKIP
             1
         """
+        from playment_datasets.registry.shards import commit_shards
+
         return commit_shards(self._dir, project_id, batch_id, count)
 
     # -- queries -------------------------------------------------------------------
@@ -330,6 +343,17 @@ class Registry:
     def datasets(self) -> pd.DataFrame:
         """One row per version: project_id, batch_id, version, created_at, n_jobs,
         n_annotations, n_errors, tags, content_id, path."""
+        import pandas as pd
+
+        dtypes = _datasets_dtypes()
+        df = pd.DataFrame(self._dataset_rows(), columns=list(dtypes))
+        # The same dtypes with or without rows (an empty frame would be all object).
+        df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="ISO8601")
+        return df.astype(dtypes)
+
+    def _dataset_rows(self) -> list[dict[str, Any]]:
+        """The rows of :meth:`datasets` as dicts, read from ``registry.json`` alone
+        (``created_at`` as stored: an ISO 8601 string)."""
         rows = []
         for batch_id, entry in sorted(self._read_index()["batches"].items()):
             tags_of: dict[int, list[str]] = {}
@@ -351,10 +375,7 @@ class Registry:
                         "path": self._location(info["path"]),
                     }
                 )
-        df = pd.DataFrame(rows, columns=list(DATASETS_DTYPES))
-        # The same dtypes with or without rows (an empty frame would be all object).
-        df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="ISO8601")
-        return df.astype(DATASETS_DTYPES)
+        return rows
 
     # -- tags and removal ----------------------------------------------------------
     def tag(self, batch_id: str, version: int | str, name: str) -> None:
@@ -441,6 +462,8 @@ class Registry:
         stale_staging_days: float | None = None,
     ) -> GcReport:
         """Delete what no committed version needs; see :func:`maintenance.collect_garbage`."""
+        from playment_datasets.registry.maintenance import collect_garbage
+
         return collect_garbage(
             self._dir,
             dry_run=dry_run,
@@ -451,6 +474,8 @@ class Registry:
     def verify(self, batch_id: str | None = None, version: int | str | None = None) -> VerifyReport:
         """Re-hash files and objects of one version, one batch or everything; never raises
         on corruption (unknown batch/version still raise DatasetNotFoundError)."""
+        from playment_datasets.registry.maintenance import verify_registry
+
         return verify_registry(self._dir, batch_id, version)
 
     def repair(self) -> RepairReport:
@@ -461,11 +486,15 @@ class Registry:
             >>> reg.repair().added  # doctest: +SKIP
             ['468b6ae3 v1', '468b6ae3 v2']
         """
+        from playment_datasets.registry.repair import repair_registry
+
         return repair_registry(self._dir)
 
     def diff(self, batch_id: str, a: int | str, b: int | str) -> DatasetDiff:
         """What changed from version ``a`` to version ``b`` of a batch, job by job and
         annotation by annotation."""
+        from playment_datasets.dataset.diff import diff_datasets
+
         return diff_datasets(self.load(batch_id, a), self.load(batch_id, b))
 
     def renormalize(self, batch_id: str, version: int | str = "latest") -> Dataset:
@@ -475,6 +504,8 @@ class Registry:
         A new version is made even when the content id is unchanged: the raw results
         are the same but the tables (schema or library version) may differ.
         """
+        from playment_datasets.registry.maintenance import renormalize_version
+
         return renormalize_version(self._dir, batch_id, version)
 
 
@@ -496,3 +527,12 @@ def load(
     """
     reg = registry if isinstance(registry, Registry) else Registry(registry)
     return reg.load(batch_id, version)
+
+
+def __getattr__(name: str) -> Any:
+    # Re-exported from staging.py (pyarrow), imported on first use.
+    if name in ("CommitResult", "Staging"):
+        from playment_datasets.registry import staging
+
+        return getattr(staging, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
