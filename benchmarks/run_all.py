@@ -22,6 +22,7 @@ Usage:
     python benchmarks/run_all.py --quick     # small sizes, one run each
     python benchmarks/run_all.py --smoke     # the smallest sizes: checks that all runs
     python benchmarks/run_all.py --json      # one JSON document with every figure
+    python benchmarks/run_all.py --only fetch,masks   # some sections only
 """
 
 # ruff: noqa: T201  (a command-line script: it reports on stdout)
@@ -48,9 +49,13 @@ from benchmarks import (  # noqa: E402
 )
 from benchmarks._common import add_size_arguments, print_table, runs_for, size_of  # noqa: E402
 
+#: Section names for ``--only`` (fetch includes the incremental re-pull).
+SECTIONS = ("fetch", "normalize", "memory", "load", "scaling", "masks", "startup")
 
-def run(size: str = "full", runs: int | None = None) -> dict[str, Any]:
-    """Every section's figures, plus the combined summary rows."""
+
+def run(size: str = "full", runs: int | None = None,
+        only: tuple[str, ...] = SECTIONS) -> dict[str, Any]:
+    """Every section's figures (or those of ``only``), plus the combined summary rows."""
     started = time.perf_counter()
     result: dict[str, Any] = {"size": size, "runs": runs_for(size, runs),
                               "machine": {"cpus": os.cpu_count(),
@@ -63,14 +68,22 @@ def run(size: str = "full", runs: int | None = None) -> dict[str, Any]:
         seconds[name] = time.perf_counter() - t0
         return got
 
-    pulled = timed("fetch+incremental", lambda: bench_pull.run(size, runs, memory=False))
-    result["fetch"], result["incremental"] = pulled["fetch"], pulled["incremental"]
-    result["normalize"] = timed("normalize", lambda: bench_normalize.run(size, runs))
-    result["memory"] = timed("memory", lambda: bench_pull.run(size, runs, fetch=False))["memory"]
-    result["load"] = timed("load", lambda: bench_load.run(size, runs))
-    result["scaling"] = timed("scaling", lambda: bench_scaling.run(size, runs))
-    result["masks"] = timed("masks", lambda: bench_masks.run(size, runs))
-    result["startup"] = timed("startup", lambda: bench_startup.run(size, runs))
+    if "fetch" in only:
+        pulled = timed("fetch+incremental", lambda: bench_pull.run(size, runs, memory=False))
+        result["fetch"], result["incremental"] = pulled["fetch"], pulled["incremental"]
+    if "normalize" in only:
+        result["normalize"] = timed("normalize", lambda: bench_normalize.run(size, runs))
+    if "memory" in only:
+        result["memory"] = timed(
+            "memory", lambda: bench_pull.run(size, runs, fetch=False))["memory"]
+    if "load" in only:
+        result["load"] = timed("load", lambda: bench_load.run(size, runs))
+    if "scaling" in only:
+        result["scaling"] = timed("scaling", lambda: bench_scaling.run(size, runs))
+    if "masks" in only:
+        result["masks"] = timed("masks", lambda: bench_masks.run(size, runs))
+    if "startup" in only:
+        result["startup"] = timed("startup", lambda: bench_startup.run(size, runs))
     result["summary"] = summary(result)
     result["section_seconds"] = seconds
     result["total_seconds"] = time.perf_counter() - started
@@ -86,7 +99,7 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"section": section, "figure": figure, "value": value,
                      "baseline": baseline, "ratio": ratio})
 
-    for r in result["fetch"]["rows"]:
+    for r in result.get("fetch", {}).get("rows", []):
         at = f"@{r['latency_ms']:g} ms"
         if r["contender"].startswith("reference"):
             ref = r["jobs_per_s"]
@@ -103,34 +116,34 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
                 r["jobs_per_s"], peer, r["ratio_vs_aiohttp_peer"])
             add("fetch", f"concurrency efficiency {at} workers={r['workers']}",
                 r["concurrency_efficiency"])
-    for r in result["incremental"]["rows"]:
+    for r in result.get("incremental", {}).get("rows", []):
         add("incremental", f"re-pull s @{r['latency_ms']:g} ms (baseline: first pull)",
             r["repull_seconds"], r["first_pull_seconds"], r["repull_speedup"])
         add("incremental", f"re-pull body bytes @{r['latency_ms']:g} ms (baseline: first)",
             r["repull_body_bytes"], r["first_pull_body_bytes"])
-    n = result["normalize"]
-    add("normalize", "BatchNormalizer annotations/s", n["batch_normalizer_annotations_per_s"],
-        n["baseline_annotations_per_s"], n["batch_speedup"])
-    add("normalize", "normalize_result annotations/s", n["normalize_annotations_per_s"],
-        n["baseline_annotations_per_s"], n["speedup"])
-    add("normalize", "json.loads share of BatchNormalizer time",
-        n["json_loads_share_of_batch_normalizer"])
-    mem = result["memory"]
-    for r in mem["rows"]:
-        add("memory", f"peak RSS MB, {r['jobs']:,} jobs", r["peak_rss_mb"],
-            mem["rows"][0]["peak_rss_mb"], r["rss_vs_smallest"])
-    add("memory", "growth largest/smallest", mem["growth_ratio"])
-    ld = result["load"]
-    add("load", f"load + annotations s, {ld['annotations']:,} annotations", ld["load_seconds"],
-        ld["baseline_seconds"], ld["speedup"])
-    add("load", "load under 1 s (1 = yes)", 1.0 if ld["load_under_1s"] else 0.0)
-    for r in result["scaling"]["rows"]:
+    if n := result.get("normalize"):
+        add("normalize", "BatchNormalizer annotations/s", n["batch_normalizer_annotations_per_s"],
+            n["baseline_annotations_per_s"], n["batch_speedup"])
+        add("normalize", "normalize_result annotations/s", n["normalize_annotations_per_s"],
+            n["baseline_annotations_per_s"], n["speedup"])
+        add("normalize", "json.loads share of BatchNormalizer time",
+            n["json_loads_share_of_batch_normalizer"])
+    if mem := result.get("memory"):
+        for r in mem["rows"]:
+            add("memory", f"peak RSS MB, {r['jobs']:,} jobs", r["peak_rss_mb"],
+                mem["rows"][0]["peak_rss_mb"], r["rss_vs_smallest"])
+        add("memory", "growth largest/smallest", mem["growth_ratio"])
+    if ld := result.get("load"):
+        add("load", f"load + annotations s, {ld['annotations']:,} annotations",
+            ld["load_seconds"], ld["baseline_seconds"], ld["speedup"])
+        add("load", "load under 1 s (1 = yes)", 1.0 if ld["load_under_1s"] else 0.0)
+    for r in result.get("scaling", {}).get("rows", []):
         add("scaling", f"jobs/s workers={r['workers']} (baseline: latency bound)",
             r["jobs_per_s"], r["latency_bound_jobs_per_s"], r["share_of_bound"])
-    for r in result["masks"]["rows"]:
+    for r in result.get("masks", {}).get("rows", []):
         add("masks", f"pull s with masks @{r['latency_ms']:g} ms (baseline: masks=False)",
             r["seconds_with_masks"], r["seconds_without_masks"], r["ratio"])
-    for r in result["startup"]["rows"][1:]:
+    for r in result.get("startup", {}).get("rows", [])[1:]:
         add("startup", f"{r['command']} s (ratio: × python -c pass)", r["median_seconds"],
             result["startup"]["baseline_seconds"], r["ratio_vs_python"])
     return rows
@@ -138,13 +151,16 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def print_all(result: dict[str, Any]) -> None:
     """Print every section's table, then the combined table."""
-    bench_pull.print_tables({"fetch": result["fetch"], "incremental": result["incremental"]})
-    bench_normalize.print_tables(result["normalize"])
-    bench_pull.print_tables({"memory": result["memory"]})
-    bench_load.print_tables(result["load"])
-    bench_scaling.print_tables(result["scaling"])
-    bench_masks.print_tables(result["masks"])
-    bench_startup.print_tables(result["startup"])
+    if "fetch" in result:
+        bench_pull.print_tables({"fetch": result["fetch"], "incremental": result["incremental"]})
+    if "normalize" in result:
+        bench_normalize.print_tables(result["normalize"])
+    if "memory" in result:
+        bench_pull.print_tables({"memory": result["memory"]})
+    for name, module in (("load", bench_load), ("scaling", bench_scaling),
+                         ("masks", bench_masks), ("startup", bench_startup)):
+        if name in result:
+            module.print_tables(result[name])
     size = "" if result["size"] == "full" else f"{result['size']}, "
     print_table(f"All benchmarks ({size}median of "
                 f"{result['runs']} run(s); ratio = value / baseline, or baseline / value for "
@@ -156,13 +172,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add_size_arguments(parser, "small sizes, one run each")
     parser.add_argument("--runs", type=int, default=None, help="runs per figure (median)")
     parser.add_argument("--json", action="store_true", help="print one JSON document only")
+    parser.add_argument("--only", type=_sections, default=SECTIONS, metavar="S[,S…]",
+                        help=f"run only these sections ({', '.join(SECTIONS)})")
     args = parser.parse_args(argv)
-    result = run(size_of(args), args.runs)
+    result = run(size_of(args), args.runs, args.only)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print_all(result)
     return result
+
+
+def _sections(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in SECTIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected section names from {', '.join(SECTIONS)}, got {text!r}")
+    return names
 
 
 if __name__ == "__main__":
