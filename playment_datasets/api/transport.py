@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import email.parser
 import email.utils
-import heapq
 import http.client
 import io
-import itertools
 import logging
 import re
 import socket
@@ -36,8 +34,7 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -105,15 +102,25 @@ def _shut(conn: HTTPConnection) -> None:
         pass
 
 
+#: The longest the deadline thread sleeps while requests are in flight: a deadline set
+#: while it sleeps fires at most this late.
+_TICK = 0.05
+
+
 class Watchdog:
-    """One thread that fires the deadlines of requests in flight when they pass."""
+    """One thread that fires the deadlines of requests in flight when they pass.
+
+    Starting and ending a request only adds its deadline to a set and removes it (no
+    lock, no wake-up: a pull makes hundreds of requests a second). The thread sleeps
+    until the nearest deadline, at most :data:`_TICK` seconds, and while no request is
+    in flight it waits for one.
+    """
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Deadline]] = []
         self._live: set[Deadline] = set()
-        self._order = itertools.count()
-        self._cond = threading.Condition()
+        self._busy = threading.Event()  # set while deadlines may be live
         self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
         self._cancel = threading.Event()
 
     @property
@@ -124,52 +131,70 @@ class Watchdog:
         """Sleep ``seconds``, or less when :meth:`cancel` is called meanwhile."""
         self._cancel.wait(seconds)
 
-    @contextmanager
-    def deadline(self, seconds: float) -> Iterator[Deadline]:
-        """A deadline ``seconds`` from now, current for this thread's connections."""
-        deadline = Deadline(time.monotonic() + seconds)
-        with self._cond:
-            if self.cancelled:
-                deadline.fire(cancelled=True)
-            self._live.add(deadline)
-            heap = self._heap
-            while heap and heap[0][2] not in self._live:
-                heapq.heappop(heap)  # finished in time; requests end roughly in order
-            heapq.heappush(heap, (deadline.at, next(self._order), deadline))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="playment-deadlines",
-                                                daemon=True)
-                self._thread.start()
-            if heap[0][2] is deadline:  # the thread sleeps until an earlier one otherwise
-                self._cond.notify()
-        outer = getattr(_local, "deadline", None)
-        _local.deadline = deadline
-        try:
-            yield deadline
-        finally:
-            _local.deadline = outer
-            with self._cond:
-                self._live.discard(deadline)
+    def deadline(self, seconds: float) -> _Current:
+        """A deadline ``seconds`` from now, current for this thread's connections
+        inside the ``with`` block."""
+        return _Current(self, Deadline(time.monotonic() + seconds))
+
+    def _enter(self, deadline: Deadline) -> None:
+        self._live.add(deadline)
+        if self.cancelled:  # checked after the add: cancel() sets the flag, then copies
+            deadline.fire(cancelled=True)
+        if not self._busy.is_set():
+            self._busy.set()
+        if self._thread is None:
+            with self._start:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, daemon=True,
+                                                    name="playment-deadlines")
+                    self._thread.start()
 
     def cancel(self) -> None:
         """Fire every deadline now and every later one at once (Ctrl-C, shutdown)."""
-        with self._cond:
-            self._cancel.set()
-            live = list(self._live)
-        for deadline in live:
+        self._cancel.set()
+        for deadline in list(self._live):
             deadline.fire(cancelled=True)
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                while self._heap and self._heap[0][2] not in self._live:
-                    heapq.heappop(self._heap)  # finished in time
-                wait = self._heap[0][0] - time.monotonic() if self._heap else None
-                if wait is None or wait > 0:
-                    self._cond.wait(wait)
+            self._busy.wait()
+            live = list(self._live)  # one C-level copy: adds and removes go on meanwhile
+            if not live:
+                self._busy.clear()
+                if self._live:  # added between the copy and the clear
+                    self._busy.set()
+                continue
+            now = time.monotonic()
+            nearest = now + _TICK
+            for deadline in live:
+                if deadline.fired:
                     continue
-                _, _, due = heapq.heappop(self._heap)
-            due.fire()
+                if deadline.at <= now:
+                    deadline.fire()
+                elif deadline.at < nearest:
+                    nearest = deadline.at
+            time.sleep(max(0.0, nearest - now))
+
+
+class _Current:
+    """The ``with`` block of one deadline: makes it current for this thread."""
+
+    __slots__ = ("_watchdog", "_deadline", "_outer")
+
+    def __init__(self, watchdog: Watchdog, deadline: Deadline) -> None:
+        self._watchdog = watchdog
+        self._deadline = deadline
+        self._outer: Deadline | None = None
+
+    def __enter__(self) -> Deadline:
+        self._watchdog._enter(self._deadline)
+        self._outer = getattr(_local, "deadline", None)
+        _local.deadline = self._deadline
+        return self._deadline
+
+    def __exit__(self, *exc: object) -> None:
+        _local.deadline = self._outer
+        self._watchdog._live.discard(self._deadline)
 
 
 def _watch(conn: HTTPConnection) -> None:
