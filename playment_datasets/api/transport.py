@@ -152,13 +152,13 @@ class Watchdog:
     def cancel(self) -> None:
         """Fire every deadline now and every later one at once (Ctrl-C, shutdown)."""
         self._cancel.set()
-        for deadline in list(self._live):
+        for deadline in self._live.copy():
             deadline.fire(cancelled=True)
 
     def _run(self) -> None:
         while True:
             self._busy.wait()
-            live = list(self._live)  # one C-level copy: adds and removes go on meanwhile
+            live = self._live.copy()  # one call, atomic: adds and removes go on meanwhile
             if not live:
                 self._busy.clear()
                 if self._live:  # added between the copy and the clear
