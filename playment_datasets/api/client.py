@@ -330,7 +330,8 @@ class PlaymentClient:
                         "can read the API key; pass ca_bundle= instead")
             urllib3.disable_warnings(InsecureRequestWarning)  # said once, above
         self._network = NetworkSettings.from_environment()
-        self._pools = Pools(pool_size, {"User-Agent": "playment-datasets"}, tls)
+        self._pools = Pools(pool_size, {"User-Agent": "playment-datasets"}, tls,
+                            proxy_for=self._network.proxy_for)
         self._watchdog = Watchdog()
         self._addresses: dict[tuple[str, int | None], frozenset[str]] = {}
 
@@ -592,7 +593,6 @@ class PlaymentClient:
         send = dict(headers or {})
         if send_key and _origin(url) == self._api_origin:
             send["x-api-key"] = self._api_key
-        shown = _safe_url(url)
         last = "no attempt made"
         with self._watchdog.deadline(self.timeout.total) as deadline:
             for attempt in range(self.retry.attempts):
@@ -613,12 +613,13 @@ class PlaymentClient:
                     else:
                         delay = min(delay, self.retry.retry_after_max)
                     if delay >= deadline.left():
-                        raise self._deadline_error(shown, f"last error: {last}") from None
+                        raise self._deadline_error(_safe_url(url), f"last error: {last}") from None
                     log.info(
                         "GET %s failed (%s); retry %d/%d in %.2f s",
-                        shown, last, attempt + 1, self.retry.attempts - 1, delay,
+                        _safe_url(url), last, attempt + 1, self.retry.attempts - 1, delay,
                     )
                     self._wait(delay)
+        shown = _safe_url(url)
         message = (
             f"GET {shown} failed after {self.retry.attempts} attempts; last error: {last}. "
             "The service or the network is failing; try again later (a pull resumes where "
@@ -651,36 +652,32 @@ class PlaymentClient:
         started = time.perf_counter()
         if params:
             url = f"{url}?{urlencode(params)}"
-        shown = _safe_url(url)
         left = deadline.left()
         if deadline.expired():
-            raise _Fatal(self._deadline_error(shown, "no time left"))
+            raise _Fatal(self._deadline_error(_safe_url(url), "no time left"))
         timeout = urllib3.Timeout(connect=min(self.timeout.connect, left),
                                   read=min(self.timeout.read, left))
-        manager = self._pools.manager(self._network.proxy_for(url))
         answer = None
         try:
-            answer = manager.request(
-                "GET", url, headers=dict(headers), redirect=False, retries=False,
-                timeout=timeout, preload_content=False,
-            )
+            answer = self._pools.get(url, headers, timeout)
             content, wire = read_body(
                 answer, deadline, max_bytes=_smaller(max_bytes, self.limits.max_bytes),
                 max_decoded_bytes=self.limits.max_decoded_bytes,
             )
         except LocationValueError as exc:  # an unusable URL: not retryable
             raise _Fatal(TransportError(
-                f"GET {shown} could not be sent: {type(exc).__name__}: "
+                f"GET {_safe_url(url)} could not be sent: {type(exc).__name__}: "
                 f"{_scrub(str(exc), self._api_key)}"
             )) from None
         except BodyTooLarge as exc:
             raise _Fatal(ResponseTooLargeError(
-                f"GET {shown}: refused the response body: {exc}. A real result is far "
+                f"GET {_safe_url(url)}: refused the response body: {exc}. A real result is far "
                 "smaller; if this one is expected, raise the limit: limits=Limits(...)."
             )) from None
         except BodyError as exc:
-            raise _Fatal(TransportError(f"GET {shown}: {exc}")) from None
+            raise _Fatal(TransportError(f"GET {_safe_url(url)}: {exc}")) from None
         except (_Urllib3Error, OSError) as exc:  # connection, timeout, truncated body
+            shown = _safe_url(url)
             if deadline.expired():
                 raise _Fatal(self._deadline_error(shown, type(exc).__name__)) from None
             hopeless = hopeless_reason(exc, urlsplit(url).hostname or "")
@@ -691,12 +688,11 @@ class PlaymentClient:
             if answer is not None:
                 answer.release_conn()
         if deadline.expired():  # a socket shut down at the deadline reads as a short body
-            raise _Fatal(self._deadline_error(shown, "while reading the body"))
+            raise _Fatal(self._deadline_error(_safe_url(url), "while reading the body"))
         resp = _Response(answer.status, answer.headers, content, url)
-        log.debug(
-            "GET %s -> %d (%.0f ms)", shown, resp.status,
-            (time.perf_counter() - started) * 1000,
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("GET %s -> %d (%.0f ms)", _safe_url(url), resp.status,
+                      (time.perf_counter() - started) * 1000)
         _check_length(resp, wire)
         status = resp.status
         if status in ok or (redirects and resp.is_redirect):

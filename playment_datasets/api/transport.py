@@ -7,7 +7,10 @@
 - :func:`read_body` streams a body in chunks, decoding gzip/deflate incrementally and
   counting bytes on the wire and decoded, so an endless body or a compression bomb
   stops at the limit instead of filling memory.
-- :class:`Pools` keeps one urllib3 pool manager per route (direct, or per proxy).
+- :class:`Pools` keeps one urllib3 pool manager per route (direct, or per proxy), and
+  remembers each origin's route and connection pool, so a request parses its URL once.
+- Responses parse their headers with a plain line splitter; a header block the
+  splitter does not vouch for goes to ``email.parser`` as in the standard library.
 - :func:`quiet_urllib3` installs a filter that removes query strings (signatures) from
   urllib3's own log records.
 
@@ -20,10 +23,10 @@ Example:
 
 from __future__ import annotations
 
+import email.parser
 import email.utils
-import heapq
+import http.client
 import io
-import itertools
 import logging
 import re
 import socket
@@ -31,8 +34,7 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -42,7 +44,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError, SSLError
 
 __all__ = ["BodyError", "BodyTooLarge", "Deadline", "Pools", "Watchdog", "hopeless_reason",
-           "quiet_urllib3", "read_body", "retry_after"]
+           "parse_headers", "quiet_urllib3", "read_body", "retry_after"]
 
 _CHUNK = 64 * 1024
 _local = threading.local()
@@ -100,15 +102,25 @@ def _shut(conn: HTTPConnection) -> None:
         pass
 
 
+#: The longest the deadline thread sleeps while requests are in flight: a deadline set
+#: while it sleeps fires at most this late.
+_TICK = 0.05
+
+
 class Watchdog:
-    """One thread that fires the deadlines of requests in flight when they pass."""
+    """One thread that fires the deadlines of requests in flight when they pass.
+
+    Starting and ending a request only adds its deadline to a set and removes it (no
+    lock, no wake-up: a pull makes hundreds of requests a second). The thread sleeps
+    until the nearest deadline, at most :data:`_TICK` seconds, and while no request is
+    in flight it waits for one.
+    """
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Deadline]] = []
         self._live: set[Deadline] = set()
-        self._order = itertools.count()
-        self._cond = threading.Condition()
+        self._busy = threading.Event()  # set while deadlines may be live
         self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
         self._cancel = threading.Event()
 
     @property
@@ -119,48 +131,70 @@ class Watchdog:
         """Sleep ``seconds``, or less when :meth:`cancel` is called meanwhile."""
         self._cancel.wait(seconds)
 
-    @contextmanager
-    def deadline(self, seconds: float) -> Iterator[Deadline]:
-        """A deadline ``seconds`` from now, current for this thread's connections."""
-        deadline = Deadline(time.monotonic() + seconds)
-        with self._cond:
-            if self.cancelled:
-                deadline.fire(cancelled=True)
-            self._live.add(deadline)
-            heapq.heappush(self._heap, (deadline.at, next(self._order), deadline))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="playment-deadlines",
-                                                daemon=True)
-                self._thread.start()
-            self._cond.notify()
-        outer = getattr(_local, "deadline", None)
-        _local.deadline = deadline
-        try:
-            yield deadline
-        finally:
-            _local.deadline = outer
-            with self._cond:
-                self._live.discard(deadline)
+    def deadline(self, seconds: float) -> _Current:
+        """A deadline ``seconds`` from now, current for this thread's connections
+        inside the ``with`` block."""
+        return _Current(self, Deadline(time.monotonic() + seconds))
+
+    def _enter(self, deadline: Deadline) -> None:
+        self._live.add(deadline)
+        if self.cancelled:  # checked after the add: cancel() sets the flag, then copies
+            deadline.fire(cancelled=True)
+        if not self._busy.is_set():
+            self._busy.set()
+        if self._thread is None:
+            with self._start:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, daemon=True,
+                                                    name="playment-deadlines")
+                    self._thread.start()
 
     def cancel(self) -> None:
         """Fire every deadline now and every later one at once (Ctrl-C, shutdown)."""
-        with self._cond:
-            self._cancel.set()
-            live = list(self._live)
-        for deadline in live:
+        self._cancel.set()
+        for deadline in self._live.copy():
             deadline.fire(cancelled=True)
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                while self._heap and self._heap[0][2] not in self._live:
-                    heapq.heappop(self._heap)  # finished in time
-                wait = self._heap[0][0] - time.monotonic() if self._heap else None
-                if wait is None or wait > 0:
-                    self._cond.wait(wait)
+            self._busy.wait()
+            live = self._live.copy()  # one call, atomic: adds and removes go on meanwhile
+            if not live:
+                self._busy.clear()
+                if self._live:  # added between the copy and the clear
+                    self._busy.set()
+                continue
+            now = time.monotonic()
+            nearest = now + _TICK
+            for deadline in live:
+                if deadline.fired:
                     continue
-                _, _, due = heapq.heappop(self._heap)
-            due.fire()
+                if deadline.at <= now:
+                    deadline.fire()
+                elif deadline.at < nearest:
+                    nearest = deadline.at
+            time.sleep(max(0.0, nearest - now))
+
+
+class _Current:
+    """The ``with`` block of one deadline: makes it current for this thread."""
+
+    __slots__ = ("_watchdog", "_deadline", "_outer")
+
+    def __init__(self, watchdog: Watchdog, deadline: Deadline) -> None:
+        self._watchdog = watchdog
+        self._deadline = deadline
+        self._outer: Deadline | None = None
+
+    def __enter__(self) -> Deadline:
+        self._watchdog._enter(self._deadline)
+        self._outer = getattr(_local, "deadline", None)
+        _local.deadline = self._deadline
+        return self._deadline
+
+    def __exit__(self, *exc: object) -> None:
+        _local.deadline = self._outer
+        self._watchdog._live.discard(self._deadline)
 
 
 def _watch(conn: HTTPConnection) -> None:
@@ -169,7 +203,90 @@ def _watch(conn: HTTPConnection) -> None:
         deadline.add(conn)
 
 
+# -- responses ------------------------------------------------------------------------
+
+#: A header line ``email.parser`` reads as one plain ``name: value`` field: a name of
+#: visible ASCII characters but ``:``, and no carriage return before the line's end.
+#: The standard library's reader of a header block, with its limits on line length and
+#: header count (LineTooLong, "got more than 100 headers").
+_read_headers: Callable[[Any], list[bytes]] = http.client._read_headers  # type: ignore[attr-defined]
+_PLAIN_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+:[^\r\n]*\r?\n\Z")
+
+
+def parse_headers(fp: Any) -> http.client.HTTPMessage:
+    """The header block at ``fp`` as ``http.client.parse_headers`` reads it, cheaper.
+
+    The standard library hands every block to ``email.parser``, about a tenth of the
+    CPU of a small request. Here a block of plain ``name: value`` lines is split
+    directly; any other block (folded lines, a line without a colon, a stray carriage
+    return) still goes through ``email.parser``, so the result is the same. The
+    limits on line length and header count are the standard library's own.
+
+    Example:
+        >>> block = b"ETag: abc\\r\\nContent-Length:  2\\r\\n\\r\\n"
+        >>> parse_headers(io.BytesIO(block)).items()
+        [('ETag', 'abc'), ('Content-Length', '2')]
+    """
+    lines = _read_headers(fp)
+    fields = lines[:-1] if lines and lines[-1] in (b"\r\n", b"\n") else None
+    msg = http.client.HTTPMessage()
+    if fields is None or not all(_PLAIN_FIELD.match(line) for line in fields):
+        text = b"".join(lines).decode("iso-8859-1")
+        parsed: http.client.HTTPMessage = email.parser.Parser(
+            _class=http.client.HTTPMessage).parsestr(text)
+        return parsed
+    for line in fields:  # what email.policy.compat32.header_source_parse keeps
+        name, _, value = line.decode("iso-8859-1").partition(":")
+        msg.set_raw(name, value.lstrip(" \t").rstrip("\r\n"))
+    return msg
+
+
+class _Response(http.client.HTTPResponse):
+    """``http.client.HTTPResponse`` with :func:`parse_headers` for its header block."""
+
+    def begin(self) -> None:
+        # The standard library's begin (3.10-3.13), but for the call to parse_headers.
+        if self.headers is not None:
+            return
+        while True:
+            version, status, reason = self._read_status()  # type: ignore[attr-defined]
+            if status != http.client.CONTINUE:
+                break
+            _read_headers(self.fp)  # the header block of a 100 Continue
+        self.code = self.status = status
+        self.reason = reason.strip()
+        if version in ("HTTP/1.0", "HTTP/0.9"):
+            self.version = 10
+        elif version.startswith("HTTP/1."):
+            self.version = 11
+        else:
+            raise http.client.UnknownProtocol(version)
+        self.headers = self.msg = parse_headers(self.fp)
+        encoding = self.headers.get("transfer-encoding")
+        self.chunked = bool(encoding and encoding.lower() == "chunked")  # type: ignore[attr-defined]
+        if self.chunked:  # type: ignore[attr-defined]
+            self.chunk_left = None  # type: ignore[attr-defined]
+        self.will_close = self._check_close()  # type: ignore[attr-defined]
+        self.length = None
+        length = self.headers.get("content-length")
+        if length and not self.chunked:  # type: ignore[attr-defined]
+            try:
+                self.length = int(length)
+            except ValueError:
+                self.length = None
+            else:
+                if self.length < 0:
+                    self.length = None
+        if (status in (http.client.NO_CONTENT, http.client.NOT_MODIFIED)
+                or 100 <= status < 200 or self._method == "HEAD"):  # type: ignore[attr-defined]
+            self.length = 0
+        if not self.will_close and not self.chunked and self.length is None:  # type: ignore[attr-defined]
+            self.will_close = True
+
+
 class _WatchedHTTPConnection(HTTPConnection):
+    response_class = _Response
+
     def connect(self) -> None:
         _watch(self)
         super().connect()
@@ -180,6 +297,8 @@ class _WatchedHTTPConnection(HTTPConnection):
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
+    response_class = _Response
+
     def connect(self) -> None:
         _watch(self)
         super().connect()
@@ -197,13 +316,41 @@ class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 
-class Pools:
-    """urllib3 pool managers: one for direct connections, one per proxy."""
+# -- pools ----------------------------------------------------------------------------
 
-    def __init__(self, pool_size: int, headers: Mapping[str, str], tls: Mapping[str, Any]) -> None:
+#: Origins whose route is remembered; past it the table starts afresh (public media
+#: downloads may touch many hosts).
+_MAX_ROUTES = 256
+
+
+class _Route:
+    """How to reach one origin: its pool manager, and its connection pool when direct."""
+
+    __slots__ = ("manager", "pool")
+
+    def __init__(self, manager: urllib3.PoolManager, pool: HTTPConnectionPool | None) -> None:
+        self.manager = manager
+        self.pool = pool
+
+
+class Pools:
+    """urllib3 pool managers (one for direct connections, one per proxy), and the
+    route of every origin requested so far.
+
+    ``proxy_for(url)`` names the proxy of a URL (``None``: direct). Each origin —
+    scheme and ``host:port`` exactly as written — is looked up once; a direct one then
+    goes straight to its connection pool. Origins that differ in any way (another host
+    on the same port, say) have routes, pools and connections of their own.
+    """
+
+    def __init__(self, pool_size: int, headers: Mapping[str, str], tls: Mapping[str, Any],
+                 proxy_for: Callable[[str], str | None] = lambda url: None) -> None:
         self._kw: dict[str, Any] = dict(num_pools=8, maxsize=max(1, pool_size), block=False,
                                         retries=False, headers=dict(headers), **tls)
+        self._headers = dict(headers)
+        self._proxy_for = proxy_for
         self._managers: dict[str | None, urllib3.PoolManager] = {}
+        self._routes: dict[tuple[str, str], _Route] = {}
         self._lock = threading.Lock()
 
     def manager(self, proxy: str | None) -> urllib3.PoolManager:
@@ -223,8 +370,49 @@ class Pools:
                 self._managers[proxy] = manager
             return manager
 
+    def get(self, url: str, headers: Mapping[str, str],
+            timeout: urllib3.Timeout) -> urllib3.BaseHTTPResponse:
+        """Send ``GET url`` once (no retry, no redirect) and return the unread response.
+
+        ``headers`` come on top of the defaults given at construction. The caller
+        reads the body and calls ``release_conn()``.
+        """
+        scheme, netloc, path, query, _ = urlsplit(url)
+        send = {**self._headers, **headers}
+        route = self._routes.get((scheme, netloc))
+        if route is None or (route.pool is not None and route.pool.pool is None):
+            route = self._route(url, scheme, netloc)  # new, or its pool was closed
+        if route.pool is None or "/." in path:  # proxied, or dot segments to resolve
+            return route.manager.request("GET", url, headers=send, redirect=False,
+                                         retries=False, timeout=timeout,
+                                         preload_content=False)
+        target = f"{path or '/'}?{query}" if query else path or "/"
+        return route.pool.urlopen("GET", target, headers=send, redirect=False, retries=False,
+                                  assert_same_host=False, timeout=timeout,
+                                  preload_content=False, release_conn=False)
+
+    def _route(self, url: str, scheme: str, netloc: str) -> _Route:
+        proxy = self._proxy_for(url)
+        manager = self.manager(proxy)
+        pool = None
+        parts = urlsplit(url)
+        try:
+            host, port = parts.hostname, parts.port
+        except ValueError:  # a bad port: urllib3 words the error
+            host = port = None
+        if proxy is None and host and host.isascii():  # IDNA names: urllib3's own path
+            pool = manager.connection_from_host(f"[{host}]" if ":" in host else host,
+                                                port=port, scheme=scheme)
+        route = _Route(manager, pool)
+        with self._lock:
+            if len(self._routes) >= _MAX_ROUTES:
+                self._routes.clear()
+            self._routes[(scheme, netloc)] = route
+        return route
+
     def clear(self) -> None:
         with self._lock:
+            self._routes.clear()
             for manager in self._managers.values():
                 manager.clear()
 

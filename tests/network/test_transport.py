@@ -1,0 +1,239 @@
+"""The request path under PlaymentClient: one route and pool per origin (never shared
+by two hosts on one port), request targets sent as urllib3 would send them, header
+blocks parsed as the standard library parses them, and deadlines that fire without a
+lock per request."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from playment_datasets.api.client import PlaymentClient, RetryPolicy
+from playment_datasets.api.transport import Watchdog, parse_headers
+
+KEY = "transport-test-key-42"
+
+
+@dataclass
+class Seen:
+    address: str  # the local address the request arrived at: which host was dialled
+    peer_port: int  # the client's side of the connection: which connection carried it
+    target: str
+    headers: dict[str, str]
+
+
+class AllAddressesServer:
+    """An HTTP/1.1 keep-alive server on every loopback address at one port; it answers
+    an API envelope on /v1/…, else a small body, and records what it was sent."""
+
+    def __init__(self, extra_headers: bytes = b"") -> None:
+        self.seen: list[Seen] = []
+        self.extra_headers = extra_headers
+        self._sock = socket.create_server(("0.0.0.0", 0))
+        self.port = self._sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        reader = conn.makefile("rb")
+        try:
+            while (line := reader.readline()).strip():
+                _, target, _ = line.decode("latin-1").split(" ", 2)
+                headers = {}
+                while (h := reader.readline()) not in (b"\r\n", b"\n", b""):
+                    name, _, value = h.decode("latin-1").partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                self.seen.append(Seen(conn.getsockname()[0], conn.getpeername()[1], target,
+                                      headers))
+                body = (b'{"success": true, "data": {"name": "p"}}'
+                        if target.startswith("/v1/") else b"stored bytes")
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n" % len(body)
+                             + self.extra_headers + b"\r\n" + body)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def server() -> Iterator[AllAddressesServer]:
+    srv = AllAddressesServer()
+    yield srv
+    srv.close()
+
+
+def _client(port: int) -> PlaymentClient:
+    return PlaymentClient(api_key=KEY, base_url=f"http://127.0.0.1:{port}",
+                          retry=RetryPolicy(attempts=1))
+
+
+def test_a_storage_host_on_the_api_port_gets_neither_the_key_nor_its_connections(
+        server: AllAddressesServer) -> None:
+    client = _client(server.port)
+    for _ in range(3):  # interleaved, so that a shared route or pool would show
+        client.get_project_details("p")
+        assert client.download(f"http://127.0.0.2:{server.port}/obj?sig=abc").content == (
+            b"stored bytes")
+    api = [s for s in server.seen if s.target.startswith("/v1/")]
+    storage = [s for s in server.seen if s.target.startswith("/obj")]
+    assert {s.address for s in api} == {"127.0.0.1"}
+    assert {s.address for s in storage} == {"127.0.0.2"}
+    assert all(s.headers.get("x-api-key") == KEY for s in api)
+    assert not any("x-api-key" in s.headers for s in storage)
+    assert KEY not in repr([s.headers for s in storage])
+    # each host's connection is kept alive, and none carries the other host's requests
+    assert len({s.peer_port for s in api}) == 1
+    assert len({s.peer_port for s in storage}) == 1
+    assert {s.peer_port for s in api}.isdisjoint(s.peer_port for s in storage)
+
+
+def test_the_same_host_spelt_in_capitals_still_gets_the_key_only_as_the_api(
+        server: AllAddressesServer) -> None:
+    client = PlaymentClient(api_key=KEY, base_url=f"http://LOCALHOST:{server.port}",
+                            retry=RetryPolicy(attempts=1))
+    client.get_project_details("p")
+    assert server.seen[-1].headers.get("x-api-key") == KEY
+    got = client.download(f"http://127.0.0.2:{server.port}/file")
+    assert got.content == b"stored bytes"
+    assert "x-api-key" not in server.seen[-1].headers
+
+
+@pytest.mark.parametrize(("url_tail", "target"), [
+    # a signature's percent-escapes are sent byte for byte, neither decoded nor re-encoded
+    ("/b/o.json?X-Amz-Signature=a%2Bb%2F%3D&X-Amz-Date=20260101T000000Z",
+     "/b/o.json?X-Amz-Signature=a%2Bb%2F%3D&X-Amz-Date=20260101T000000Z"),
+    ("/b/o.json?sig=a%2bb", "/b/o.json?sig=a%2Bb"),  # urllib3 upper-cases escapes
+    ("/a b/é.json?x=ü y", "/a%20b/%C3%A9.json?x=%C3%BC%20y"),  # invalid characters escaped
+    ("/a/./b/../c.json?s=1", "/a/c.json?s=1"),  # dot segments resolved, as urllib3 does
+    ("?only=query", "/?only=query"),
+    ("", "/"),
+    ("/f.json#fragment", "/f.json"),  # a fragment is never sent
+])
+def test_download_targets_are_sent_as_urllib3_sends_them(server: AllAddressesServer,
+                                                         url_tail: str, target: str) -> None:
+    client = _client(server.port)
+    client.download(f"http://127.0.0.2:{server.port}{url_tail}")
+    assert server.seen[-1].target == target
+
+
+def test_requests_carry_the_library_user_agent(server: AllAddressesServer) -> None:
+    client = _client(server.port)
+    client.get_project_details("p")
+    client.download(f"http://127.0.0.2:{server.port}/x")
+    assert [s.headers.get("user-agent") for s in server.seen] == ["playment-datasets"] * 2
+
+
+def test_unusual_header_blocks_from_a_server_are_read_as_sent() -> None:
+    folded = b"ETag: \"abc\r\n def\"\r\nContent-Type: text/plain\r\nX-Odd : spaced\r\n"
+    srv = AllAddressesServer(extra_headers=folded)
+    try:
+        client = _client(srv.port)
+        got = client.download(f"http://127.0.0.2:{srv.port}/x")
+    finally:
+        srv.close()
+    assert got.content == b"stored bytes"
+    assert got.etag == '"abc def"'  # unfolded, as urllib3 hands it over
+    assert got.content_type == "text/plain"
+
+
+# -- header blocks ----------------------------------------------------------------------
+
+BLOCKS = [
+    b"Content-Type: application/json\r\nContent-Length: 12\r\nETag: \"v1\"\r\n\r\n",
+    b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nset-cookie: c=3\r\n\r\n",  # repeated names
+    b"X-Empty:\r\nX-Tabs:\t\t v \t\r\nX-Colons: a:b:c\r\n\r\n",
+    b"Content-Length: 3\n\n",  # bare line feeds
+    b"X-Latin: caf\xe9 \xff\r\n\r\n",
+    b"X-Folded: one\r\n two\r\n\tthree\r\nNext: 1\r\n\r\n",  # obsolete line folding
+    b"X-Space : before colon\r\nOther: 1\r\n\r\n",
+    b"no colon here\r\nX-After: 1\r\n\r\n",
+    b"X-Stray: a\rb\r\nX-Next: 1\r\n\r\n",  # a carriage return inside a line
+    b"From someone\r\nX: 1\r\n\r\n",
+    b" leading-space: 1\r\nX: 1\r\n\r\n",
+    b"\r\n",  # no headers at all
+    b"X-Cut: the connection closed",  # no blank line before the end
+    b"Caf\xe9: 1\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_header_blocks_parse_as_the_standard_library_parses_them(block: bytes) -> None:
+    ours = parse_headers(io.BytesIO(block + b"body"))
+    theirs = http.client.parse_headers(io.BytesIO(block + b"body"))
+    assert isinstance(ours, http.client.HTTPMessage)
+    assert ours.items() == theirs.items()
+    assert [type(d) for d in ours.defects] == [type(d) for d in theirs.defects]
+    assert str(ours.get_payload() or "") == str(theirs.get_payload() or "")
+
+
+def test_a_plain_header_block_gives_its_fields_in_order() -> None:
+    block = b"ETag:  \"x y\"\r\nContent-Length: 42\r\nX-A:b\r\n\r\nrest"
+    fp = io.BytesIO(block)
+    msg = parse_headers(fp)
+    assert msg.items() == [("ETag", '"x y"'), ("Content-Length", "42"), ("X-A", "b")]
+    assert msg["content-length"] == "42"
+    assert fp.read() == b"rest"  # the body is left unread
+
+
+def test_header_limits_are_the_standard_librarys() -> None:
+    with pytest.raises(http.client.LineTooLong):
+        parse_headers(io.BytesIO(b"X: " + b"a" * 70_000 + b"\r\n\r\n"))
+    with pytest.raises(http.client.HTTPException, match="more than 100 headers"):
+        parse_headers(io.BytesIO(b"X: 1\r\n" * 101 + b"\r\n"))
+
+
+# -- deadlines ---------------------------------------------------------------------------
+
+
+def test_a_deadline_fires_when_it_passes_and_ends_with_its_block() -> None:
+    watchdog = Watchdog()
+    with watchdog.deadline(0.1) as short, watchdog.deadline(60) as long:
+        limit = time.monotonic() + 10
+        while not short.fired and time.monotonic() < limit:
+            time.sleep(0.01)
+        assert short.fired and short.expired()
+        assert not long.fired and not long.expired()
+    assert watchdog._live == set()
+
+
+def test_deadlines_begun_while_cancelling_are_all_fired() -> None:
+    watchdog = Watchdog()
+    begun: list = []
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            with watchdog.deadline(60) as deadline:
+                begun.append(deadline)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    watchdog.cancel()
+    after = len(begun)
+    time.sleep(0.05)
+    stop.set()
+    for t in threads:
+        t.join()
+    # every deadline begun after cancel() returned was fired as it began
+    assert len(begun) > after
+    assert all(d.fired and d.cancelled for d in begun[after:])
+    assert watchdog._live == set()
