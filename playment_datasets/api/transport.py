@@ -9,8 +9,6 @@
   stops at the limit instead of filling memory.
 - :class:`Pools` keeps one urllib3 pool manager per route (direct, or per proxy), and
   remembers each origin's route and connection pool, so a request parses its URL once.
-- Responses parse their headers with a plain line splitter; a header block the
-  splitter does not vouch for goes to ``email.parser`` as in the standard library.
 - :func:`quiet_urllib3` installs a filter that removes query strings (signatures) from
   urllib3's own log records.
 
@@ -23,9 +21,7 @@ Example:
 
 from __future__ import annotations
 
-import email.parser
 import email.utils
-import http.client
 import io
 import logging
 import re
@@ -44,7 +40,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError, SSLError
 
 __all__ = ["BodyError", "BodyTooLarge", "Deadline", "Pools", "Watchdog", "hopeless_reason",
-           "parse_headers", "quiet_urllib3", "read_body", "retry_after"]
+           "quiet_urllib3", "read_body", "retry_after"]
 
 _CHUNK = 64 * 1024
 _local = threading.local()
@@ -203,90 +199,7 @@ def _watch(conn: HTTPConnection) -> None:
         deadline.add(conn)
 
 
-# -- responses ------------------------------------------------------------------------
-
-#: A header line ``email.parser`` reads as one plain ``name: value`` field: a name of
-#: visible ASCII characters but ``:``, and no carriage return before the line's end.
-#: The standard library's reader of a header block, with its limits on line length and
-#: header count (LineTooLong, "got more than 100 headers").
-_read_headers: Callable[[Any], list[bytes]] = http.client._read_headers  # type: ignore[attr-defined]
-_PLAIN_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]+:[^\r\n]*\r?\n\Z")
-
-
-def parse_headers(fp: Any) -> http.client.HTTPMessage:
-    """The header block at ``fp`` as ``http.client.parse_headers`` reads it, cheaper.
-
-    The standard library hands every block to ``email.parser``, about a tenth of the
-    CPU of a small request. Here a block of plain ``name: value`` lines is split
-    directly; any other block (folded lines, a line without a colon, a stray carriage
-    return) still goes through ``email.parser``, so the result is the same. The
-    limits on line length and header count are the standard library's own.
-
-    Example:
-        >>> block = b"ETag: abc\\r\\nContent-Length:  2\\r\\n\\r\\n"
-        >>> parse_headers(io.BytesIO(block)).items()
-        [('ETag', 'abc'), ('Content-Length', '2')]
-    """
-    lines = _read_headers(fp)
-    fields = lines[:-1] if lines and lines[-1] in (b"\r\n", b"\n") else None
-    msg = http.client.HTTPMessage()
-    if fields is None or not all(_PLAIN_FIELD.match(line) for line in fields):
-        text = b"".join(lines).decode("iso-8859-1")
-        parsed: http.client.HTTPMessage = email.parser.Parser(
-            _class=http.client.HTTPMessage).parsestr(text)
-        return parsed
-    for line in fields:  # what email.policy.compat32.header_source_parse keeps
-        name, _, value = line.decode("iso-8859-1").partition(":")
-        msg.set_raw(name, value.lstrip(" \t").rstrip("\r\n"))
-    return msg
-
-
-class _Response(http.client.HTTPResponse):
-    """``http.client.HTTPResponse`` with :func:`parse_headers` for its header block."""
-
-    def begin(self) -> None:
-        # The standard library's begin (3.10-3.13), but for the call to parse_headers.
-        if self.headers is not None:
-            return
-        while True:
-            version, status, reason = self._read_status()  # type: ignore[attr-defined]
-            if status != http.client.CONTINUE:
-                break
-            _read_headers(self.fp)  # the header block of a 100 Continue
-        self.code = self.status = status
-        self.reason = reason.strip()
-        if version in ("HTTP/1.0", "HTTP/0.9"):
-            self.version = 10
-        elif version.startswith("HTTP/1."):
-            self.version = 11
-        else:
-            raise http.client.UnknownProtocol(version)
-        self.headers = self.msg = parse_headers(self.fp)
-        encoding = self.headers.get("transfer-encoding")
-        self.chunked = bool(encoding and encoding.lower() == "chunked")  # type: ignore[attr-defined]
-        if self.chunked:  # type: ignore[attr-defined]
-            self.chunk_left = None  # type: ignore[attr-defined]
-        self.will_close = self._check_close()  # type: ignore[attr-defined]
-        self.length = None
-        length = self.headers.get("content-length")
-        if length and not self.chunked:  # type: ignore[attr-defined]
-            try:
-                self.length = int(length)
-            except ValueError:
-                self.length = None
-            else:
-                if self.length < 0:
-                    self.length = None
-        if (status in (http.client.NO_CONTENT, http.client.NOT_MODIFIED)
-                or 100 <= status < 200 or self._method == "HEAD"):  # type: ignore[attr-defined]
-            self.length = 0
-        if not self.will_close and not self.chunked and self.length is None:  # type: ignore[attr-defined]
-            self.will_close = True
-
-
 class _WatchedHTTPConnection(HTTPConnection):
-    response_class = _Response
-
     def connect(self) -> None:
         _watch(self)
         super().connect()
@@ -297,8 +210,6 @@ class _WatchedHTTPConnection(HTTPConnection):
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
-    response_class = _Response
-
     def connect(self) -> None:
         _watch(self)
         super().connect()

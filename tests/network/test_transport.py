@@ -5,8 +5,6 @@ lock per request."""
 
 from __future__ import annotations
 
-import http.client
-import io
 import socket
 import threading
 import time
@@ -16,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from playment_datasets.api.client import PlaymentClient, RetryPolicy
-from playment_datasets.api.transport import Watchdog, parse_headers
+from playment_datasets.api.transport import Watchdog
 
 KEY = "transport-test-key-42"
 
@@ -151,52 +149,6 @@ def test_unusual_header_blocks_from_a_server_are_read_as_sent() -> None:
     assert got.content == b"stored bytes"
     assert got.etag == '"abc def"'  # unfolded, as urllib3 hands it over
     assert got.content_type == "text/plain"
-
-
-# -- header blocks ----------------------------------------------------------------------
-
-BLOCKS = [
-    b"Content-Type: application/json\r\nContent-Length: 12\r\nETag: \"v1\"\r\n\r\n",
-    b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nset-cookie: c=3\r\n\r\n",  # repeated names
-    b"X-Empty:\r\nX-Tabs:\t\t v \t\r\nX-Colons: a:b:c\r\n\r\n",
-    b"Content-Length: 3\n\n",  # bare line feeds
-    b"X-Latin: caf\xe9 \xff\r\n\r\n",
-    b"X-Folded: one\r\n two\r\n\tthree\r\nNext: 1\r\n\r\n",  # obsolete line folding
-    b"X-Space : before colon\r\nOther: 1\r\n\r\n",
-    b"no colon here\r\nX-After: 1\r\n\r\n",
-    b"X-Stray: a\rb\r\nX-Next: 1\r\n\r\n",  # a carriage return inside a line
-    b"From someone\r\nX: 1\r\n\r\n",
-    b" leading-space: 1\r\nX: 1\r\n\r\n",
-    b"\r\n",  # no headers at all
-    b"X-Cut: the connection closed",  # no blank line before the end
-    b"Caf\xe9: 1\r\n\r\n",
-]
-
-
-@pytest.mark.parametrize("block", BLOCKS)
-def test_header_blocks_parse_as_the_standard_library_parses_them(block: bytes) -> None:
-    ours = parse_headers(io.BytesIO(block + b"body"))
-    theirs = http.client.parse_headers(io.BytesIO(block + b"body"))
-    assert isinstance(ours, http.client.HTTPMessage)
-    assert ours.items() == theirs.items()
-    assert [type(d) for d in ours.defects] == [type(d) for d in theirs.defects]
-    assert str(ours.get_payload() or "") == str(theirs.get_payload() or "")
-
-
-def test_a_plain_header_block_gives_its_fields_in_order() -> None:
-    block = b"ETag:  \"x y\"\r\nContent-Length: 42\r\nX-A:b\r\n\r\nrest"
-    fp = io.BytesIO(block)
-    msg = parse_headers(fp)
-    assert msg.items() == [("ETag", '"x y"'), ("Content-Length", "42"), ("X-A", "b")]
-    assert msg["content-length"] == "42"
-    assert fp.read() == b"rest"  # the body is left unread
-
-
-def test_header_limits_are_the_standard_librarys() -> None:
-    with pytest.raises(http.client.LineTooLong):
-        parse_headers(io.BytesIO(b"X: " + b"a" * 70_000 + b"\r\n\r\n"))
-    with pytest.raises(http.client.HTTPException, match="more than 100 headers"):
-        parse_headers(io.BytesIO(b"X: 1\r\n" * 101 + b"\r\n"))
 
 
 # -- deadlines ---------------------------------------------------------------------------
