@@ -67,7 +67,7 @@ with reg.open_staging("proj", "batch") as st:
     st._close_journal()  # the last fsync, as a pull's close does
     seconds, c1 = time.perf_counter() - t0, os.times()
 cpu = (c1.user - c0.user) + (c1.system - c0.system)
-_report(seconds=seconds, cpu=cpu, sys=c1.system - c0.system)
+_report(seconds=seconds, cpu=cpu, sys=c1.system - c0.system, library=pds.__file__)
 """
 
 PULL_CHILD = """
@@ -78,7 +78,8 @@ ds = pds.pull(sys.argv[1], sys.argv[2], api_key=sys.argv[3], base_url=sys.argv[4
               registry=sys.argv[5], workers=int(sys.argv[6]), progress=False)
 seconds, c1 = time.perf_counter() - t0, os.times()
 cpu = (c1.user - c0.user) + (c1.system - c0.system)
-_report(seconds=seconds, cpu=cpu, sys=c1.system - c0.system, jobs=len(ds.jobs))
+_report(seconds=seconds, cpu=cpu, sys=c1.system - c0.system, jobs=len(ds.jobs),
+        library=pds.__file__)
 """
 
 _KEYS = ("seconds", "cpu", "sys")
@@ -86,6 +87,15 @@ _KEYS = ("seconds", "cpu", "sys")
 
 def _median(got: list[dict[str, Any]]) -> dict[str, float]:
     return {k: statistics.median(g[k] for g in got) for k in _KEYS}
+
+
+def _child(code: str, args: list[str], tree: str, cwd: str) -> dict[str, Any]:
+    """Run ``code`` with the library of ``tree`` (the cwd must not be a checkout: it would
+    come first on sys.path)."""
+    got = run_child(code, *args, env={"PYTHONPATH": tree}, cwd=cwd)
+    if not Path(got["library"]).is_relative_to(tree):
+        raise RuntimeError(f"the child imported {got['library']}, not the library of {tree}")
+    return got
 
 
 def bench_store(n: int, runs: int, trees: dict[str, str]) -> dict[str, dict[str, float]]:
@@ -96,8 +106,7 @@ def bench_store(n: int, runs: int, trees: dict[str, str]) -> dict[str, dict[str,
     for _ in range(runs):
         for name, (mode, path) in contenders.items():
             with tempfile.TemporaryDirectory() as tmp:
-                got[name].append(run_child(STORE_CHILD, tmp, str(n), "64", mode,
-                                           env={"PYTHONPATH": path}))
+                got[name].append(_child(STORE_CHILD, [tmp, str(n), "64", mode], path, tmp))
     return {name: _median(g) for name, g in got.items()}
 
 
@@ -109,8 +118,8 @@ def bench_pull(n: int, runs: int, trees: dict[str, str]) -> dict[str, dict[str, 
         for _ in range(runs):
             for name, path in trees.items():
                 with tempfile.TemporaryDirectory() as tmp:
-                    fig = run_child(PULL_CHILD, emu.project_id, emu.batch_id, emu.api_key,
-                                    emu.base_url, tmp, "64", env={"PYTHONPATH": path})
+                    fig = _child(PULL_CHILD, [emu.project_id, emu.batch_id, emu.api_key,
+                                              emu.base_url, tmp, "64"], path, tmp)
                 assert fig["jobs"] == n, fig
                 got[name].append(fig)
     return {name: _median(g) for name, g in got.items()}
@@ -135,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objects", type=int, default=None)
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--only", choices=("store", "pull"), default=None,
+                        help="run one section")
     parser.add_argument("--json", action="store_true", help="figures as JSON")
     args = parser.parse_args(argv)
     n_obj = args.objects or (500 if args.quick else 5000)
@@ -146,21 +157,27 @@ def main(argv: list[str] | None = None) -> int:
                  **trees}
     base_name = next(iter(trees))
 
-    figs = bench_store(n_obj, runs, trees)
-    store = [_rows("durable file per object", "object", n_obj, figs["durable"], None)]
-    store += [_rows(f"put_object, {name}", "object", n_obj, figs[name], figs["durable"])
-              for name in trees]
-    figs = bench_pull(n_jobs, runs, trees)
-    pull = [_rows(f"pull, {name}", "job", n_jobs, figs[name],
-                  figs[base_name] if name != base_name else None) for name in trees]
+    store: list[dict[str, Any]] = []
+    pull: list[dict[str, Any]] = []
+    if args.only in (None, "store"):
+        figs = bench_store(n_obj, runs, trees)
+        store = [_rows("durable file per object", "object", n_obj, figs["durable"], None)]
+        store += [_rows(f"put_object, {name}", "object", n_obj, figs[name], figs["durable"])
+                  for name in trees]
+    if args.only in (None, "pull"):
+        figs = bench_pull(n_jobs, runs, trees)
+        pull = [_rows(f"pull, {name}", "job", n_jobs, figs[name],
+                      figs[base_name] if name != base_name else None) for name in trees]
 
     if args.json:
         print(json.dumps({"store": store, "pull": pull}, indent=2))
         return 0
-    print_table(f"store: {n_obj} objects of 2-20 KB, 64 threads, put + journal line "
-                f"(median of {runs}); ratios vs the durable file per object", store)
-    print_table(f"pull: {n_jobs} image jobs at 20 ms, 64 workers, pull in a child (median "
-                f"of {runs}); ratios vs {base_name}", pull)
+    if store:
+        print_table(f"store: {n_obj} objects of 2-20 KB, 64 threads, put + journal line "
+                    f"(median of {runs}); ratios vs the durable file per object", store)
+    if pull:
+        print_table(f"pull: {n_jobs} image jobs at 20 ms, 64 workers, pull in a child (median "
+                    f"of {runs}); ratios vs {base_name}", pull)
     return 0
 
 

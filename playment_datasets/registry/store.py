@@ -279,20 +279,28 @@ class ObjectStore:
                 pending, self._pending = self._pending, set()
             if not pending or syncfs(self.root):
                 return
-            dirs: set[Path] = set()
-            for sha in sorted(pending):
-                target = self.path(sha)
-                try:
-                    fd = os.open(target, os.O_RDONLY | _O_BINARY)
-                except FileNotFoundError:
-                    continue  # collected meanwhile
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                dirs.add(target.parent)
-            for d in sorted(dirs):
-                fsync_dir(d)
+            try:
+                self._fsync_each(pending)
+            except BaseException:
+                with self._pending_lock:  # not durable yet: the next sync tries again
+                    self._pending |= pending
+                raise
+
+    def _fsync_each(self, pending: set[str]) -> None:
+        dirs: set[Path] = set()
+        for sha in sorted(pending):
+            target = self.path(sha)
+            try:
+                fd = os.open(target, os.O_RDONLY | _O_BINARY)
+            except FileNotFoundError:
+                continue  # collected meanwhile
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            dirs.add(target.parent)
+        for d in sorted(dirs):
+            fsync_dir(d)
 
     def confirm(self, sha256: str) -> bool:
         """Whether the stored object hashes to ``sha256``; a damaged file is removed.
