@@ -94,6 +94,7 @@ class MediaIndex:
         """
         if not updates:
             return
+        self.objects.sync()  # the records name stored files: make them durable first
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(self.path.with_suffix(".lock"), timeout=self.lock_timeout,
                       what="media index lock"):

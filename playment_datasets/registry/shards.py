@@ -146,6 +146,7 @@ class ShardStaging(Staging):
             self.writer()
         assert self._writer is not None
         counts = self._writer.close()
+        self.sync_objects()  # the shard manifest names them
         jobs_v = validate_jobs(jobs)
         source, extra = dict(source or {}), dict(extra or {})
         check_source(source, extra)

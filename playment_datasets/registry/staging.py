@@ -12,6 +12,12 @@ per-batch lock for the life of the :class:`Staging` object. It holds:
   few entries, which are simply fetched again). A torn last line is cut off before the
   next append; any line that is not a journal record (not JSON, not an object, fields of
   the wrong type) is skipped with a warning.
+* ``journal.synced`` — how many bytes of the journal were durable, together with every
+  object they name, at the last journal fsync. Raw objects are written without an fsync
+  and synced (:meth:`ObjectStore.sync`) just before each journal fsync; so a journal line
+  past that mark may name an object a power cut tore. :meth:`Staging.journal` hashes the
+  objects of those lines (at most ~0.5 s of work) and removes damaged ones, which the
+  pull then fetches again.
 * ``lock`` and ``lock.holder.json`` — the batch lock and who holds it (pid, host, since).
 * ``tables/`` — the Parquet files of the attempt in progress, written by
   :class:`TableWriter`. Each attempt starts a fresh one; on commit this directory gets
@@ -45,6 +51,7 @@ from playment_datasets.registry.commit import (
     LatestChangedError,
     commit_staging,
     content_id_of,
+    job_objects,
     library_version,
 )
 from playment_datasets.registry.index import RegistryDir
@@ -72,6 +79,19 @@ __all__ = [
 ROW_GROUP_ROWS = 65_536
 
 _FSYNC_EVERY = 0.5  # seconds
+_SYNCED_WIDTH = 24  # bytes of journal.synced: a zero-padded decimal count and a newline
+
+
+def _read_synced(path: Path) -> int:
+    """Bytes of the journal known durable with their objects (0 when unknown)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    text = raw.decode("ascii", "replace").strip()
+    if len(raw) != _SYNCED_WIDTH or not text.isdigit():
+        return 0  # torn or foreign: trust nothing, check every object
+    return int(text)
 
 @dataclass(frozen=True)
 class JournalEntry:
@@ -323,6 +343,8 @@ class Staging:
         self._journal_lock = threading.Lock()  # workers append from their own threads
         self._journal_file: Any = None
         self._last_fsync = 0.0
+        self._sync_lock = threading.Lock()  # one journal fsync at a time, outside appends
+        self._synced_to = 0  # journal bytes durable with their objects, as last recorded
         self._writer: TableWriter | None = None
         self._committed = False
 
@@ -330,6 +352,10 @@ class Staging:
     @property
     def journal_path(self) -> Path:
         return self.path / "journal.jsonl"
+
+    @property
+    def synced_path(self) -> Path:
+        return self.path / "journal.synced"
 
     @property
     def tables_path(self) -> Path:
@@ -347,13 +373,21 @@ class Staging:
         except FileNotFoundError:
             return entries
         bad: list[int] = []
-        for n, line in enumerate(raw.splitlines(), 1):
+        synced = _read_synced(self.synced_path)
+        unsynced: dict[str, dict[str, Any]] = {}  # job id → its latest line past the mark
+        offset = 0
+        for n, line in enumerate(raw.splitlines(keepends=True), 1):
+            start, offset = offset, offset + len(line)
             if not line.strip():
                 continue
             rec = parse_journal_line(line)
             if rec is None:
                 bad.append(n)
                 continue
+            if start >= synced:
+                unsynced[rec["job_id"]] = rec
+            else:
+                unsynced.pop(rec["job_id"], None)
             entries[rec["job_id"]] = JournalEntry(
                 job=rec.get("job") or {},
                 result_sha256=rec.get("result_sha256"),
@@ -367,6 +401,11 @@ class Staging:
                 "skipping %d unreadable line(s) of %s (line %s): not journal records; "
                 "those jobs are fetched again", len(bad), self.journal_path, shown,
             )
+        objects = self.registry_dir.objects
+        for rec in unsynced.values():
+            for sha in job_objects(rec):
+                if is_sha256(sha):
+                    objects.confirm(sha)  # a torn object is removed: has() is then False
         return entries
 
     def journal_offsets(self) -> dict[str, int]:
@@ -428,28 +467,88 @@ class Staging:
             if self._journal_file is None:
                 self.path.mkdir(parents=True, exist_ok=True)
                 _repair_tail(self.journal_path)
+                self._confirm_unsynced()
                 self._journal_file = open(self.journal_path, "ab")
             self._journal_file.write(line)
             self._journal_file.flush()
             now = time.monotonic()
-            if now - self._last_fsync >= _FSYNC_EVERY:
-                os.fsync(self._journal_file.fileno())
+            due = now - self._last_fsync >= _FSYNC_EVERY
+            if due:
                 self._last_fsync = now
+        if due:
+            self._sync_journal()
+
+    def _confirm_unsynced(self) -> None:
+        """Before appending to a journal left by an earlier process: check the objects
+        its lines past the durable mark name, so that the next mark never covers a torn
+        object."""
+        try:
+            f = open(self.journal_path, "rb")
+        except FileNotFoundError:  # a new journal: a mark left by an old one says nothing
+            self.synced_path.unlink(missing_ok=True)
+            return
+        with f:
+            f.seek(_read_synced(self.synced_path))
+            tail = f.read()
+        objects = self.registry_dir.objects
+        for line in tail.splitlines():
+            rec = parse_journal_line(line)
+            for sha in job_objects(rec) if rec is not None else ():
+                if is_sha256(sha):
+                    objects.confirm(sha)
+
+    def _sync_journal(self, *, closing: bool = False) -> None:
+        """Sync the objects, then fsync the journal, then record how far it is durable.
+
+        Every line up to the recorded size was appended after its objects were stored,
+        so the objects sync covers them: a durable line never names a non-durable object
+        (lines past the mark are checked on reading, see :meth:`journal`).
+        """
+        with self._sync_lock:
+            with self._journal_lock:
+                f = self._journal_file
+                if f is None:
+                    return
+                f.flush()
+                size = f.tell()
+                fd = f.fileno()
+                if closing:
+                    self._journal_file = None
+            try:
+                self.registry_dir.objects.sync()
+                os.fsync(fd)
+                if size > self._synced_to:
+                    self._write_synced(size)
+            finally:
+                if closing:
+                    f.close()
+
+    def _write_synced(self, size: int) -> None:
+        data = f"{size:0{_SYNCED_WIDTH - 1}d}\n".encode("ascii")
+        fd = os.open(self.synced_path, os.O_WRONLY | os.O_CREAT, 0o666)
+        try:
+            os.pwrite(fd, data, 0)  # one sector: written whole or not at all
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if self._synced_to == 0:
+            fsync_dir(self.path)  # the file may be new
+        self._synced_to = size
 
     def _close_journal(self) -> None:
-        with self._journal_lock:
-            if self._journal_file is not None:
-                try:
-                    self._journal_file.flush()
-                    os.fsync(self._journal_file.fileno())
-                finally:
-                    self._journal_file.close()
-                    self._journal_file = None
+        self._sync_journal(closing=True)
+
+    def sync_objects(self) -> None:
+        """Make every raw object stored so far durable (done before any commit)."""
+        self.registry_dir.objects.sync()
 
     def clear_journal(self) -> None:
         """Forget every journal entry (done after a successful commit)."""
         self._check_open()
         self._close_journal()
+        # The mark first: a journal without one is checked whole, never the reverse.
+        self.synced_path.unlink(missing_ok=True)
+        self._synced_to = 0
         self.journal_path.unlink(missing_ok=True)
         fsync_dir(self.path)
 
@@ -499,6 +598,7 @@ class Staging:
             self.writer()
         assert self._writer is not None
         counts = self._writer.close()
+        self.sync_objects()  # the manifest names them: they must be on disk first
         result = commit_staging(
             self,
             counts=counts,
