@@ -32,16 +32,19 @@ import json
 import logging
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from playment_datasets.errors import ConfigurationError
-from playment_datasets.normalize import BatchNormalizer
+
+if TYPE_CHECKING:
+    from playment_datasets.normalize import BatchNormalizer
 
 __all__ = ["OrderedNormalizer", "WorkerExited", "default_processes", "normalize_chunk"]
 
@@ -52,13 +55,14 @@ log = logging.getLogger(__name__)
 #: per-chunk tables, small enough that memory stays flat, the answers come back soon
 #: and little is left to do once the last job is fetched (a 1024×768 mask is 3 MB).
 CHUNK_JOBS = 64
-CHUNK_WORK = 8 << 20
+CHUNK_WORK = 24 << 20
 #: A pull starts its first worker once it has this many jobs, or this much work, to
 #: give it: starting a process costs about what 40 such masks cost to decode.
 START_JOBS = CHUNK_JOBS
 START_WORK = 128 << 20
 #: Chunks in flight per worker before the pull waits for the oldest answer.
 _CHUNKS_PER_WORKER = 4
+_STEAL_AT = int(os.environ.get("PDS_STEAL", "2"))
 #: Worker processes a pull starts at most, whatever the core count.
 _MAX_PROCESSES = 4
 
@@ -112,7 +116,7 @@ def normalize_chunk(items: list[Item]) -> dict[str, Any]:
         >>> tables["jobs"].column("job_id").to_pylist()
         ['j1']
     """
-    normalizer = BatchNormalizer()
+    normalizer = _new_normalizer()
     for item in items:
         _add(normalizer, item)
     return normalizer.flush()
@@ -126,6 +130,13 @@ def _work_of(value: Any) -> int:
     if value.startswith(b"\x89PNG\r\n\x1a\n") and len(value) >= 24:
         return 4 * int.from_bytes(value[16:20], "big") * int.from_bytes(value[20:24], "big")
     return len(value)
+
+
+def _new_normalizer() -> BatchNormalizer:
+    # Imported here: a worker process installs its import hook (_WithoutPandas) first.
+    from playment_datasets.normalize import BatchNormalizer
+
+    return BatchNormalizer()
 
 
 def _add(normalizer: BatchNormalizer, item: Item) -> None:
@@ -149,7 +160,7 @@ class OrderedNormalizer:
         self._write = write
         self.processes = processes
         self._rows_per_write = rows_per_write
-        self._inline = BatchNormalizer()
+        self._inline = _new_normalizer()
         self._chunk: list[Item] = []
         self._chunk_bytes = 0
         self._queue: deque[tuple[list[Item], Future[Tables]]] = deque()
@@ -195,12 +206,33 @@ class OrderedNormalizer:
         self._chunk_bytes += size
         self._seen_jobs += 1
         self._seen_work += size
-        if not self._workers and self._seen_jobs < START_JOBS and self._seen_work < START_WORK:
-            return  # not yet worth starting a process
-        if (not self._workers or len(self._chunk) >= CHUNK_JOBS
-                or self._chunk_bytes >= CHUNK_WORK):
+        if not self._workers:
+            if self._seen_jobs < START_JOBS and self._seen_work < START_WORK:
+                return  # not yet worth starting a process
+            self.start()
+        if len(self._chunk) >= CHUNK_JOBS or self._chunk_bytes >= CHUNK_WORK:
             self._send_chunk()
-        self._write_ready(block=len(self._queue) >= self.processes * _CHUNKS_PER_WORKER)
+        self._write_ready(block=len(self._queue) >= 3 * self._per_round)
+
+    @property
+    def _per_round(self) -> int:
+        return max(1, self.processes) * _CHUNKS_PER_WORKER
+
+    def expect(self, jobs: int) -> None:
+        """The caller will give about ``jobs`` jobs: start the workers now when that is
+        worth it, so that they load while the first chunk fills."""
+        if jobs >= START_JOBS and not self._workers:
+            self.start()
+
+    def start(self) -> None:
+        """Start the worker processes (each imports the normalizer, then waits)."""
+        while self.in_processes and len(self._workers) < self.processes:
+            try:
+                self._workers.append(_Worker())
+            except OSError as exc:
+                self._stop_workers(f"cannot start a normalizer process ({exc})")
+                return
+            self.started += 1
 
     def _drain(self) -> None:
         """Write every chunk sent, then take the jobs not sent yet in this process."""
@@ -212,24 +244,19 @@ class OrderedNormalizer:
 
     def _send_chunk(self) -> None:
         chunk, self._chunk, self._chunk_bytes = self._chunk, [], 0
-        try:
-            worker = self._worker()
-            future = worker.submit(chunk)
-        except (OSError, WorkerExited) as exc:
-            self._stop_workers(f"cannot start or feed a normalizer process ({exc})")
-            future = Future()
-            future.set_exception(WorkerExited(str(exc)))
+        future: Future[Tables] = Future()
+        if len(self._queue) >= _STEAL_AT * self._per_round or not self._workers:
+            # The workers are far behind: rather than wait, this process takes one.
+            future.set_result(normalize_chunk(chunk))
+        else:
+            worker = self._workers[self._next % len(self._workers)]
+            self._next += 1
+            try:
+                future = worker.submit(chunk)
+            except WorkerExited as exc:
+                self._stop_workers(str(exc))
+                future.set_exception(exc)
         self._queue.append((chunk, future))
-
-    def _worker(self) -> _Worker:
-        """The next worker, round robin; started on first use."""
-        if len(self._workers) < self.processes:
-            self._workers.append(_Worker())
-            self.started += 1
-            return self._workers[-1]
-        worker = self._workers[self._next % len(self._workers)]
-        self._next += 1
-        return worker
 
     def _write_ready(self, *, block: bool) -> None:
         """Write the answered chunks at the head of the queue (wait for one if ``block``)."""
@@ -249,7 +276,7 @@ class OrderedNormalizer:
         """Write every job given so far, in order; stop the workers. The normalizer can
         still be used afterwards (in this process)."""
         if self._chunk and self._workers and self.in_processes:
-            self._send_chunk()
+            self._send_chunk()  # (or normalizes it here, when the workers are busy)
         self._drain()  # a small pull never fills a chunk: not worth starting a process
         self._write(self._inline.flush())
         self._shutdown()
@@ -259,7 +286,7 @@ class OrderedNormalizer:
         """Drop what was not written and stop the workers (the pull failed)."""
         self._chunk.clear()
         self._queue.clear()
-        self._inline = BatchNormalizer()
+        self._inline = _new_normalizer()
         self._shutdown()
         self.processes = 0
 
@@ -282,7 +309,12 @@ _BOOT = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
 
 
 class _Worker:
-    """One worker process and the thread that reads its answers."""
+    """One worker process, the thread that feeds it and the thread that reads its answers.
+
+    Chunks go through a queue to the feeding thread: a pipe holds about one chunk, so
+    writing it from the pull's thread would wait for the worker to finish the one
+    before, and normalizing would run one chunk behind fetching instead of beside it.
+    """
 
     def __init__(self) -> None:
         env = {k: v for k, v in os.environ.items() if k != "PLAYMENT_API_KEY"}
@@ -294,9 +326,13 @@ class _Worker:
         self._pending: dict[int, Future[Tables]] = {}
         self._seq = 0
         self._exited: str | None = None
+        self._outbox: queue.SimpleQueue[tuple[int, list[Item]] | None] = queue.SimpleQueue()
         self._reader = threading.Thread(target=self._read, daemon=True,
                                         name="playment-normalize-reader")
+        self._feeder = threading.Thread(target=self._feed, daemon=True,
+                                        name="playment-normalize-feeder")
         self._reader.start()
+        self._feeder.start()
 
     def submit(self, chunk: list[Item]) -> Future[Tables]:
         future: Future[Tables] = Future()
@@ -306,13 +342,23 @@ class _Worker:
             self._seq += 1
             seq = self._seq
             self._pending[seq] = future
-        assert self._proc.stdin is not None
+        self._outbox.put((seq, chunk))
+        return future
+
+    def _feed(self) -> None:
+        stdin = self._proc.stdin
+        assert stdin is not None
         try:
-            pickle.dump((seq, chunk), self._proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self._proc.stdin.flush()
+            while (message := self._outbox.get()) is not None:
+                pickle.dump(message, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                stdin.flush()
         except (OSError, ValueError) as exc:  # a broken pipe: the worker is gone
             self._fail_all(f"the normalizer process {self._proc.pid} ended ({exc})")
-        return future
+            return
+        try:
+            stdin.close()  # end of input: the worker ends
+        except OSError:
+            pass
 
     def _read(self) -> None:
         stdout = self._proc.stdout
@@ -343,11 +389,8 @@ class _Worker:
 
     def close(self) -> None:
         """Ask the worker to end (end of input), then make sure it has."""
-        try:
-            if self._proc.stdin is not None:
-                self._proc.stdin.close()
-        except OSError:
-            pass
+        self._outbox.put(None)
+        self._feeder.join(timeout=10)
         try:
             self._proc.wait(timeout=10)
         except subprocess.TimeoutExpired:  # pragma: no cover - a stuck worker
@@ -380,7 +423,8 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         except EOFError:
             return
         try:
-            answer: tuple[Any, ...] = (seq, True, normalize_chunk(chunk))
+            tables = normalize_chunk(chunk)  # empty tables need not travel
+            answer: tuple[Any, ...] = (seq, True, {n: t for n, t in tables.items() if t.num_rows})
         except Exception as exc:  # noqa: BLE001 - reported to the pull, which redoes it
             answer = (seq, False, f"{type(exc).__name__}: {exc}")
         records, handler.records = handler.records, []
@@ -388,8 +432,21 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         stdout.flush()
 
 
+class _WithoutPandas:
+    """An import hook that refuses pandas: a worker builds Arrow arrays only, and pyarrow
+    would otherwise import pandas (the largest part of a worker's start-up) to check
+    whether each list it converts is a pandas object."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("a normalizer process does not use pandas")
+
+
 def main() -> None:
     """Entry point of a worker process (``python -m playment_datasets.pull.normalizing``)."""
+    if "pandas" not in sys.modules:
+        sys.meta_path.insert(0, _WithoutPandas)  # type: ignore[arg-type]
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing printed may corrupt the answers
     try:

@@ -601,6 +601,7 @@ class _Emitter:
                 and _masks.mask_shas(before.get("masks")) == _masks.mask_shas(outcome.masks))
 
     def _write(self, outcome: _Outcome) -> None:
+        self.normalizer.expect(self.run.stats.listed)  # the first job: start the workers
         record = dict(outcome.record)
         if record.pop("_from_previous", False) and self.run.previous:
             record = {**self.run.previous.records().get(outcome.job_id, {}), **record}
