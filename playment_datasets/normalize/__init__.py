@@ -454,9 +454,13 @@ class BatchNormalizer:
     def add(self, raw: bytes | str | Mapping[str, Any] | None,
             job: Mapping[str, Any] | None = None, *, masks: MaskSource = None) -> None:
         """Normalize one job's result; see :func:`normalize_result` for the arguments."""
-        with _gc_paused():
-            got = _normalize_rows(raw, job or {}, self.strict, masks)
-            self._keep(got)
+        was_enabled = gc.isenabled()  # _gc_paused, without a generator per job
+        gc.disable()
+        try:
+            self._keep(_normalize_rows(raw, job or {}, self.strict, masks))
+        finally:
+            if was_enabled:
+                gc.enable()
 
     def _keep(self, got: _JobRows) -> None:
         rows = got.rows

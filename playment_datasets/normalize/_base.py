@@ -108,10 +108,14 @@ def need_list(value: Any, path: str) -> list[Any]:
     return value
 
 
+# json.dumps with options builds a new encoder per call; one shared encoder is the same
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def encode(value: Any, path: str) -> str:
     """Compact JSON text of ``value`` (for ``extra`` columns and non-string values)."""
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return _ENCODER.encode(value)
     except ValueError:
         raise Bad(path, "expected finite numbers only, got NaN or Infinity",
                   "non_finite_number") from None
