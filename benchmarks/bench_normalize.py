@@ -17,6 +17,9 @@ Usage:
     python benchmarks/bench_normalize.py --smoke    # the smallest run (checks only)
     python benchmarks/bench_normalize.py --json     # machine-readable output
     python benchmarks/bench_normalize.py --per-job 40   # bigger jobs
+    python benchmarks/bench_normalize.py --previous-tree ../old-checkout
+        # also: BatchNormalizer of another checkout (e.g. main) on the same jobs,
+        # each in a fresh process, alternating, CPU time of one core
 """
 
 # ruff: noqa: T201  (a command-line script: it reports on stdout)
@@ -25,8 +28,10 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import pickle
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,8 +41,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import (  # noqa: E402
+    ROOT,
     add_size_arguments,
     print_table,
+    run_child,
     runs_for,
     size_of,
 )
@@ -117,11 +124,56 @@ def make_jobs(target: int, per_job: int) -> tuple[list[tuple[str, bytes]], int]:
     return jobs, n_annotations
 
 
-def run(size: str = "full", repeat: int | None = None, per_job: int = 8) -> dict[str, Any]:
+# One BatchNormalizer pass over pickled jobs, in a fresh process of a given checkout.
+_CHILD = """
+import pickle
+from playment_datasets.normalize import BatchNormalizer
+from playment_datasets.pull.orchestrate import _ROWS_PER_WRITE
+jobs = pickle.load(open(sys.argv[1], "rb"))
+records = [{"job_id": jid, "status": "completed"} for jid, _ in jobs]
+started = time.process_time()
+normalizer = BatchNormalizer()
+rows = 0
+for (_, raw), rec in zip(jobs, records):
+    normalizer.add(raw, rec)
+    if normalizer.rows >= _ROWS_PER_WRITE:
+        rows += normalizer.flush()["annotations"].num_rows
+rows += normalizer.flush()["annotations"].num_rows
+_report(cpu_seconds=time.process_time() - started, rows=rows)
+"""
+
+
+def compare_trees(jobs: list[tuple[str, bytes]], n_annotations: int, previous: str,
+                  repeat: int) -> dict[str, Any]:
+    """BatchNormalizer of this checkout and of ``previous``, alternating in fresh processes."""
+    times: dict[str, list[float]] = {"this": [], "previous": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "jobs.pickle")
+        with open(path, "wb") as f:
+            pickle.dump(jobs, f)
+        for _ in range(max(repeat, 3)):
+            for name, tree in (("this", str(ROOT)), ("previous", previous)):
+                got = run_child(_CHILD, path, env={"PYTHONPATH": tree})
+                if got["rows"] != n_annotations:
+                    raise RuntimeError(f"{tree}: BatchNormalizer made {got['rows']} annotation "
+                                       f"rows, expected {n_annotations}")
+                times[name].append(got["cpu_seconds"])
+    this, before = statistics.median(times["this"]), statistics.median(times["previous"])
+    return {
+        "previous_tree": previous,
+        "this_cpu_annotations_per_s": round(n_annotations / this),
+        "previous_cpu_annotations_per_s": round(n_annotations / before),
+        "speedup_vs_previous": round(before / this, 2),
+    }
+
+
+def run(size: str = "full", repeat: int | None = None, per_job: int = 8,
+        previous: str | None = None) -> dict[str, Any]:
     """Every figure of the normalize section (raises if a row count is wrong)."""
     repeat = runs_for(size, repeat)
     target = {"full": 200_000, "quick": 20_000, "smoke": 2_000}[size]
     jobs, n_annotations = make_jobs(target, per_job)
+    versus = compare_trees(jobs, n_annotations, previous, repeat) if previous else {}
     records = [{"job_id": jid, "status": "completed"} for jid, _ in jobs]
 
     def run_batch() -> int:
@@ -172,6 +224,7 @@ def run(size: str = "full", repeat: int | None = None, per_job: int = 8) -> dict
         "speedup": round(t_base / t_norm, 2),
         "json_loads_share_of_batch_normalizer": round(t_loads / t_batch, 3),
         "json_loads_share_of_normalize": round(t_loads / t_norm, 3),
+        **versus,
     }
 
 
@@ -197,6 +250,15 @@ def print_tables(report: dict[str, Any]) -> None:
              "annotations/s": report["baseline_annotations_per_s"],
              "vs baseline": 1.0, "json.loads share": None},
         ])
+    if "previous_tree" in report:
+        print_table(
+            f"BatchNormalizer vs {report['previous_tree']}: same jobs, fresh processes, "
+            "alternating, median CPU time of one core", [
+                {"checkout": "this", "annotations/s": report["this_cpu_annotations_per_s"],
+                 "vs previous": report["speedup_vs_previous"]},
+                {"checkout": report["previous_tree"],
+                 "annotations/s": report["previous_cpu_annotations_per_s"], "vs previous": 1.0},
+            ])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,9 +269,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs per method (median; default 3, 1 with --quick or --smoke)")
     parser.add_argument("--per-job", type=int, default=8,
                         help="annotations per job (default 8, the generator's default)")
+    parser.add_argument("--previous-tree", default=None, metavar="PATH",
+                        help="also time BatchNormalizer of the checkout at PATH on the same jobs")
     args = parser.parse_args(argv)
     try:
-        report = run(size_of(args), args.repeat, args.per_job)
+        report = run(size_of(args), args.repeat, args.per_job, args.previous_tree)
     except RuntimeError as exc:
         print(exc, file=sys.stderr)
         return 1

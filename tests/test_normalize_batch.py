@@ -65,3 +65,34 @@ def test_failures_are_jobs_with_an_error_row() -> None:
     assert tables["errors"].to_pylist() == [{
         "job_id": "j9", "stage": "fetch", "error_type": "TransportError", "message": "reset",
         "http_status": None, "code": None, "raw_sha256": None}]
+
+
+def test_a_bad_point_key_costs_only_its_own_job_and_the_points_of_others_stay() -> None:
+    # points are held a column at a time: the fallback must cut each job's rows exactly
+    def polygon(point_names: list[str]) -> bytes:
+        points = {name: {"x": 0.1 * (i + 1), "y": 0.5} for i, name in enumerate(point_names)}
+        return json.dumps({"data": {"annotations": {"polygons": [
+            {"_id": "s", "label": "lane", "points": points}]}}}).encode()
+
+    batch = BatchNormalizer()
+    batch.add(polygon(["p1", "p2"]), {"job_id": "g1"})
+    batch.add(polygon(["p1", "p\ud800"]), {"job_id": "bad"})
+    batch.add(polygon(["p2", "p1", "p10"]), {"job_id": "g2"})
+    tables = batch.flush()
+    points = tables["points"].select(["job_id", "annotation_key", "point_key", "point_index",
+                                      "x"]).to_pylist()
+    assert points == [
+        {"job_id": "g1", "annotation_key": "g1/s", "point_key": "p1", "point_index": 1,
+         "x": 0.1},
+        {"job_id": "g1", "annotation_key": "g1/s", "point_key": "p2", "point_index": 2,
+         "x": 0.2},
+        {"job_id": "g2", "annotation_key": "g2/s", "point_key": "p1", "point_index": 1,
+         "x": 0.2},
+        {"job_id": "g2", "annotation_key": "g2/s", "point_key": "p2", "point_index": 2,
+         "x": 0.1},
+        {"job_id": "g2", "annotation_key": "g2/s", "point_key": "p10", "point_index": 10,
+         "x": 0.30000000000000004},
+    ]
+    assert tables["errors"].select(["job_id", "error_type"]).to_pylist() == [
+        {"job_id": "bad", "error_type": "invalid_string"}]
+    assert tables["jobs"].column("job_id").to_pylist() == ["g1", "bad", "g2"]

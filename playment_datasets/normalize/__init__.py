@@ -44,6 +44,7 @@ from playment_datasets.normalize._base import (
     job_rows,
     need_dict,
 )
+from playment_datasets.normalize._batch import BatchRows, Span
 from playment_datasets.normalize._formats import (
     add_classification,
     add_cloud_segment,
@@ -323,12 +324,13 @@ class _JobRows:
     collection walk them (measured: the normalizer ran twice as long).
     """
 
-    __slots__ = ("rows", "_raw", "_job", "_job_id", "_kind", "_sha", "_strict")
+    __slots__ = ("rows", "span", "_raw", "_job", "_job_id", "_kind", "_sha", "_strict")
 
     def __init__(self, rows: Rows, raw: Any = None, job: Mapping[str, Any] | None = None,
                  job_id: str | None = None, kind: str = "unknown", sha: str | None = None,
                  strict: bool = False) -> None:
         self.rows = rows
+        self.span: Span = {}  # where the rows lie once merged into a BatchRows
         self._raw, self._job, self._job_id = raw, job, job_id
         self._kind, self._sha, self._strict = kind, sha, strict
 
@@ -448,15 +450,26 @@ class BatchNormalizer:
     def __init__(self, *, strict: bool = False) -> None:
         self.strict = strict
         self._jobs: list[_JobRows] = []
+        self._store = BatchRows()
         self.rows = 0  # rows waiting for the next flush
 
     def add(self, raw: bytes | str | Mapping[str, Any] | None,
             job: Mapping[str, Any] | None = None, *, masks: MaskSource = None) -> None:
         """Normalize one job's result; see :func:`normalize_result` for the arguments."""
-        with _gc_paused():
-            got = _normalize_rows(raw, job or {}, self.strict, masks)
+        was_enabled = gc.isenabled()  # _gc_paused, without a generator per job
+        gc.disable()
+        try:
+            self._keep(_normalize_rows(raw, job or {}, self.strict, masks))
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _keep(self, got: _JobRows) -> None:
+        rows = got.rows
+        self.rows += sum(_row_count(name, part) for name, part in rows.items())
+        got.span = self._store.merge(rows)
+        got.rows = {}  # merged: the job's own lists go now, not at the flush
         self._jobs.append(got)
-        self.rows += sum(_row_count(name, rows) for name, rows in got.rows.items())
 
     def add_failure(self, job: Mapping[str, Any], *, stage: str, error_type: str, message: str,
                     http_status: int | None = None, code: str | None = None,
@@ -465,25 +478,30 @@ class BatchNormalizer:
         job_id = _text(job.get("job_id", job.get("id")))
         error = (job_id, stage, error_type, message, http_status, code, raw_sha256)
         row = _jobs_row(job, job_id, "none", None, raw_sha256, None)
-        self._jobs.append(_JobRows(job_rows(None, row, error)))
-        self.rows += 2
+        self._keep(_JobRows(job_rows(None, row, error)))
 
     def flush(self) -> dict[str, pa.Table]:
         """Tables of every job added since the last flush (one per table name)."""
-        jobs, self._jobs, self.rows = self._jobs, [], 0
-        try:
-            with _gc_paused():  # the column tuples are large, acyclic and short-lived
-                return build_tables([job.rows for job in jobs])
-        except UnicodeEncodeError:
-            pass  # rare: find the job whose strings cannot be stored, keep the others
-        rowsets = []
-        for job in jobs:
+        with _gc_paused():  # the column lists are large, acyclic and short-lived
+            jobs, store = self._jobs, self._store
+            self._jobs, self._store, self.rows = [], BatchRows(), 0
             try:
-                build_tables([job.rows])
-                rowsets.append(job.rows)
+                tables = store.tables()
             except UnicodeEncodeError:
-                rowsets.append(job.as_bad_string())
-        return build_tables(rowsets)
+                # rare: find the job whose strings cannot be stored, keep the others
+                rowsets = []
+                for job in jobs:
+                    rows = store.job_rows(job.span)
+                    try:
+                        build_tables([rows])
+                        rowsets.append(rows)
+                    except UnicodeEncodeError:
+                        rowsets.append(job.as_bad_string())
+                tables = build_tables(rowsets)
+            # freed before the collector runs again: walking the batch's columns
+            # in the collection that followed a flush was a tenth of a profile
+            del jobs, store
+        return tables
 
 
 def normalize_result(

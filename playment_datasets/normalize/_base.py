@@ -8,8 +8,8 @@ touches pandas or builds Arrow objects per row.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from itertools import chain, repeat
 from typing import Any
 
 import pyarrow as pa
@@ -108,10 +108,14 @@ def need_list(value: Any, path: str) -> list[Any]:
     return value
 
 
+# json.dumps with options builds a new encoder per call; one shared encoder is the same
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def encode(value: Any, path: str) -> str:
     """Compact JSON text of ``value`` (for ``extra`` columns and non-string values)."""
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return _ENCODER.encode(value)
     except ValueError:
         raise Bad(path, "expected finite numbers only, got NaN or Infinity",
                   "non_finite_number") from None
@@ -198,6 +202,58 @@ def is_hex_color(text: str) -> bool:
             and all(c in "0123456789abcdefABCDEF" for c in text[1:]))
 
 
+class Columns:
+    """Rows of one table as one list per column, ``job_id`` left out (one per job).
+
+    The points of an annotation arrive together, so they are appended a column at a
+    time (``extend``) instead of as one tuple per point: no tuple is built, none is
+    taken apart again when the table is built, and the collector has none to walk.
+    ``len()`` and ``del columns[n:]`` work as on a list of rows (items take rows back).
+    """
+
+    __slots__ = ("job_id", "cols")
+
+    def __init__(self, job_id: str | None, width: int) -> None:
+        self.job_id = job_id
+        self.cols: tuple[list[Any], ...] = tuple([] for _ in range(width))
+
+    def __len__(self) -> int:
+        return len(self.cols[0])
+
+    def __delitem__(self, index: slice) -> None:
+        for col in self.cols:
+            del col[index]
+
+
+_ItemState = tuple[tuple[int, ...], str | None, list[list[Any]]]
+
+
+class _Item:
+    """``with out.item(path):`` — :meth:`Out.begin`, then :meth:`Out.end` or :meth:`Out.fail`."""
+
+    __slots__ = ("_out", "_state")
+
+    def __init__(self, out: Out) -> None:
+        self._out = out
+
+    def __enter__(self) -> None:
+        self._state = self._out.begin()
+
+    def __exit__(self, typ: type[BaseException] | None, exc: BaseException | None,
+                 tb: Any) -> bool:
+        out, state = self._out, self._state
+        if typ is None:
+            out.end(state)
+            return False
+        if isinstance(exc, Bad):
+            out.fail(state, exc)  # raises again when strict
+            return True
+        if state[1] is not None:
+            out._item_key = state[1]
+        out._pending = state[2]
+        return False
+
+
 _LISTS = ("annotations", "points", "edges", "attributes", "cuboids_3d", "frames", "segments",
           "masks", "point_labels", "warnings")
 
@@ -226,12 +282,14 @@ class Out:
         self.next_suffix: dict[str, int] = {}
         self.frame_index: dict[str, int] = {}
         self.annotations: list[tuple[Any, ...]] = []
-        self.points: list[tuple[Any, ...]] = []
+        self.points = Columns(job_id, len(TABLES["points"]) - 1)
         self.edges: list[tuple[Any, ...]] = []
         self.attributes: list[tuple[Any, ...]] = []
         self.cuboids_3d: list[tuple[Any, ...]] = []
         self.frames: list[tuple[Any, ...]] = []
         self.segments: list[tuple[Any, ...]] = []
+        # the row lists in _LISTS order (never rebound: items truncate them in place)
+        self._lists: tuple[list[Any], ...] = tuple(getattr(self, name) for name in _LISTS)
 
     def key(self, base: str, frame_id: str | None) -> str:
         """A key unique within the job: ``job/_id``, ``@frame``, then ``#2``, ``#3``…"""
@@ -284,29 +342,46 @@ class Out:
         self.keep(value, path, "true or false", extra, name)
         return None
 
-    @contextmanager
-    def item(self, path: str) -> Iterator[None]:
-        """Read one item; when it fails, take its rows back and record one warning."""
-        marks = {name: len(getattr(self, name)) for name in _LISTS}
-        outer_key, outer_pending = self._item_key, self._pending
-        self._item_key, self._pending = None, []
-        try:
-            yield
-        except Bad as exc:
-            if self.strict:
-                raise
-            for name, n in marks.items():
-                del getattr(self, name)[n:]
-            self.failures.append(exc)
-            self.warnings.append((self.job_id, None, exc.path, exc.expected, exc.got,
-                                  f"at {exc.path}: {exc.detail}; the item was dropped"))
-        else:
-            for row in self._pending:
-                row[1] = self._item_key
-                self.warnings.append(tuple(row))
-        finally:
-            self._item_key = outer_key if outer_key is not None else self._item_key
-            self._pending = outer_pending
+    def item(self, path: str) -> _Item:
+        """Read one item; when it fails, take its rows back and record one warning.
+
+        Use as ``with out.item(path): ...``; the hot loops call :meth:`begin`,
+        :meth:`end` and :meth:`fail` directly (a ``with`` costs a frame per item).
+        """
+        return _Item(self)
+
+    def begin(self) -> _ItemState:
+        """Start an item: remember the row counts, warnings wait for the item's key."""
+        state = (tuple(map(len, self._lists)), self._item_key, self._pending)
+        self._item_key = None
+        self._pending = []
+        return state
+
+    def end(self, state: _ItemState) -> None:
+        """The item was read: its warnings land, keyed by its annotation key."""
+        pending = self._pending
+        if pending:
+            key = self._item_key
+            warnings = self.warnings
+            for row in pending:
+                row[1] = key
+                warnings.append(tuple(row))
+        if state[1] is not None:
+            self._item_key = state[1]
+        self._pending = state[2]
+
+    def fail(self, state: _ItemState, exc: Bad) -> None:
+        """The item could not be read: take its rows back, one warning says why."""
+        if self.strict:
+            raise exc
+        for rows, n in zip(self._lists, state[0], strict=True):
+            del rows[n:]
+        self.failures.append(exc)
+        self.warnings.append((self.job_id, None, exc.path, exc.expected, exc.got,
+                              f"at {exc.path}: {exc.detail}; the item was dropped"))
+        if state[1] is not None:
+            self._item_key = state[1]
+        self._pending = state[2]
 
     def flush_warnings(self) -> None:
         """Warnings recorded outside any item (job-level fields)."""
@@ -408,6 +483,9 @@ def build_tables(rowsets: Sequence[Mapping[str, list[tuple[Any, ...]]]]) -> dict
         if name in ARROW_TABLES:  # built as Arrow tables already (one per mask chunk)
             result[name] = pa.concat_tables([t for part in parts for t in part])
             continue
+        if type(parts[0]) is Columns:
+            result[name] = _columns_table(name, parts)
+            continue
         table_rows = parts[0] if len(parts) == 1 else [r for part in parts for r in part]
         n = len(table_rows)
         columns = zip(*table_rows, strict=True)
@@ -419,11 +497,34 @@ def build_tables(rowsets: Sequence[Mapping[str, list[tuple[Any, ...]]]]) -> dict
         else:
             arrays = [pa.array(job_ids, type=pa.string())]
         for col, typ in zip(columns, _TYPES[name], strict=True):
-            # all-null columns are common (no frames in an image job…) and
-            # pa.nulls is an order of magnitude cheaper than converting Nones
-            if col.count(None) == n:
-                arrays.append(pa.nulls(n, typ))
-            else:
-                arrays.append(pa.array(col, type=typ))
+            arrays.append(column_array(col, n, typ))
         result[name] = pa.Table.from_arrays(arrays, schema=TABLES[name])
     return result
+
+
+def column_array(col: Sequence[Any], n: int, typ: pa.DataType) -> pa.Array:
+    """One column of ``n`` values as an Arrow array of ``typ``."""
+    # all-null columns are common (no frames in an image job…) and pa.nulls is an
+    # order of magnitude cheaper than converting Nones; the first value settles most
+    if col[0] is None and col.count(None) == n:
+        return pa.nulls(n, typ)
+    return pa.array(col, type=typ)
+
+
+def _columns_table(name: str, parts: list[Columns]) -> pa.Table:
+    """The table of a name whose rows are held as :class:`Columns` (one per job)."""
+    lengths = [len(part) for part in parts]
+    n = sum(lengths)
+    job_ids = [part.job_id for part in parts]
+    first = job_ids[0]
+    if job_ids.count(first) == len(job_ids):
+        arrays = [pa.nulls(n, pa.string()) if first is None
+                  else pa.repeat(pa.scalar(first, pa.string()), n)]
+    else:
+        arrays = [pa.array(list(chain.from_iterable(map(repeat, job_ids, lengths))),
+                           type=pa.string())]
+    for i, typ in enumerate(_TYPES[name]):
+        col = parts[0].cols[i] if len(parts) == 1 else list(
+            chain.from_iterable(part.cols[i] for part in parts))
+        arrays.append(column_array(col, n, typ))
+    return pa.Table.from_arrays(arrays, schema=TABLES[name])

@@ -131,9 +131,19 @@ def add_shape(out: Out, typ: str, obj: Any, path: str, ordinal: str, *,
                 lossy = True
             xs.append(x)
             ys.append(y)
-            points.append((job_id, key, frame_id, None, i + 1, x, y, None, None))
         if lossy:
             extra["coordinates"] = coords
+        n = len(xs)
+        nones = [None] * n
+        cols = points.cols  # annotation_key, frame_id, point_key, point_index, x, y, …
+        cols[0].extend([key] * n)
+        cols[1].extend([frame_id] * n)
+        cols[2].extend(nones)
+        cols[3].extend(range(1, n + 1))
+        cols[4].extend(xs)
+        cols[5].extend(ys)
+        cols[6].extend(nones)
+        cols[7].extend(nones)
     else:
         pts = obj.get("points")
         if type(pts) is not dict:
@@ -150,8 +160,10 @@ def add_shape(out: Out, typ: str, obj: Any, path: str, ordinal: str, *,
             face_of = {p: ",".join(sorted(set(ns))) for p, ns in member.items()}
         xs = []
         ys = []
+        kps: list[int | None] | None = None
         point_extra = None
-        for pk, pidx in sort_keys(tuple(pts)):
+        order = sort_keys(tuple(pts))
+        for j, (pk, _) in enumerate(order):
             p = pts[pk]
             if type(p) is not dict:
                 raise bad(f"{path}.points.{pk}", "an {x, y} object", p)
@@ -161,12 +173,13 @@ def add_shape(out: Out, typ: str, obj: Any, path: str, ordinal: str, *,
                 x = num(x, f"{path}.points.{pk}.x")
             if type(y) is not float or y - y != 0:
                 y = num(y, f"{path}.points.{pk}.y")
-            kp = None
             if len(p) != 2:
                 lab = p.get("label")
                 rest = {k: v for k, v in p.items() if k not in ("x", "y", "label")}
                 if type(lab) is int and -(2**63) < lab < 2**63:
-                    kp = lab
+                    if kps is None:
+                        kps = [None] * len(order)
+                    kps[j] = lab
                 elif "label" in p:
                     rest["label"] = lab
                 if rest:
@@ -175,7 +188,16 @@ def add_shape(out: Out, typ: str, obj: Any, path: str, ordinal: str, *,
                     point_extra[pk] = rest
             xs.append(x)
             ys.append(y)
-            points.append((job_id, key, frame_id, pk, pidx, x, y, kp, face_of.get(pk)))
+        n = len(xs)
+        cols = points.cols  # annotation_key, frame_id, point_key, point_index, x, y, …
+        cols[0].extend([key] * n)
+        cols[1].extend([frame_id] * n)
+        cols[2].extend([pk for pk, _ in order])
+        cols[3].extend([pidx for _, pidx in order])
+        cols[4].extend(xs)
+        cols[5].extend(ys)
+        cols[6].extend([None] * n if kps is None else kps)
+        cols[7].extend([face_of.get(pk) for pk, _ in order] if face_of else [None] * n)
         if point_extra:
             extra["points"] = point_extra
         edges = obj.get("edges")
@@ -216,8 +238,13 @@ def add_image(out: Out, body: dict[str, Any], path: str) -> dict[str, Any]:
         with out.item(lpath):
             need_list(shapes, lpath)
             for i, obj in enumerate(shapes):
-                with out.item(f"{lpath}[{i}]"):
+                state = out.begin()  # one item per shape, without a with-block's frame
+                try:
                     add_shape(out, typ, obj, f"{lpath}[{i}]", f"{list_name}[{i}]")
+                except Bad as exc:
+                    out.fail(state, exc)
+                else:
+                    out.end(state)
     return unknown
 
 
@@ -235,7 +262,8 @@ def add_tracker(out: Out, tracker: Any, path: str, ordinal: str) -> None:
     index = out.frame_index
     for frame_id, obj in frames.items():
         fpath = f"{path}.frames.{frame_id}"
-        with out.item(fpath):
+        state = out.begin()  # one item per frame, without a with-block's frame
+        try:
             if type(obj) is not dict:
                 raise bad(fpath, "an annotation object", obj)
             typ = shape_type(obj.get("type", tracker.get("type")), obj, fpath)
@@ -243,3 +271,7 @@ def add_tracker(out: Out, tracker: Any, path: str, ordinal: str) -> None:
                       frame_index=index.get(frame_id), track_id=track_id,
                       track_label=track_label, default_label=track_label,
                       extra={"tracker": rest} if rest else None)
+        except Bad as exc:
+            out.fail(state, exc)
+        else:
+            out.end(state)
