@@ -62,7 +62,8 @@ START_JOBS = CHUNK_JOBS
 START_WORK = 128 << 20
 #: Chunks in flight per worker before the pull waits for the oldest answer.
 _CHUNKS_PER_WORKER = 4
-_STEAL_AT = int(os.environ.get("PDS_STEAL", "2"))
+#: Rounds of chunks the workers may fall behind before the pull normalizes one itself.
+_STEAL_AT = 2
 #: Worker processes a pull starts at most, whatever the core count.
 _MAX_PROCESSES = 4
 
