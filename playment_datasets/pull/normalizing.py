@@ -3,20 +3,21 @@
 A pull's threads spend their time in the network; normalizing (parsing the JSON,
 building rows, decoding mask rasters) is CPU work that, in those threads' process,
 competes for one interpreter lock. :class:`OrderedNormalizer` takes the jobs in listing
-order and sends them, in chunks, to worker processes (``python -m
-playment_datasets.pull.normalizing``, fed pickled raw bytes on stdin, answering with
+order and sends them, in chunks, to worker processes (``python -c`` importing
+:func:`main` of this module, fed pickled raw bytes on stdin by a thread, answering with
 Arrow tables on stdout), so normalization runs on the other cores while the threads
 fetch. The tables come back and are written in the order the jobs were given, so the
 output is exactly what one in-process :class:`~playment_datasets.normalize.BatchNormalizer`
 gives; the journal is written by the fetching threads as before, so resume after a
-kill is unchanged.
+kill is unchanged. When the workers fall two rounds of chunks behind, the pull
+normalizes the next chunk itself rather than wait.
 
 Small pulls never start a process: until there are 64 jobs (or masks worth about
 40 decodes of a 1024×768 raster) to give it, and whenever ``processes=0``, jobs are
-normalized in the pull's own process. A worker that dies
-(killed, out of memory) costs nothing but time: its unanswered chunks are normalized
-in-process and the pull goes on without workers. A worker's environment is the pull's
-without ``PLAYMENT_API_KEY``: it never needs the key.
+normalized in the pull's own process. A worker that dies (killed, out of memory) costs
+nothing but time: its unanswered chunks are normalized in-process and the pull goes on
+without workers. A worker's environment is the pull's without ``PLAYMENT_API_KEY``: it
+never needs the key. It keeps pyarrow from importing pandas, which it never uses.
 
 Example:
     >>> got = []
@@ -163,7 +164,7 @@ class OrderedNormalizer:
         self._rows_per_write = rows_per_write
         self._inline = _new_normalizer()
         self._chunk: list[Item] = []
-        self._chunk_bytes = 0
+        self._chunk_work = 0
         self._queue: deque[tuple[list[Item], Future[Tables]]] = deque()
         self._workers: list[_Worker] = []
         self._next = 0
@@ -204,14 +205,14 @@ class OrderedNormalizer:
                 self._write(self._inline.flush())
             return
         self._chunk.append(item)
-        self._chunk_bytes += size
+        self._chunk_work += size
         self._seen_jobs += 1
         self._seen_work += size
         if not self._workers:
             if self._seen_jobs < START_JOBS and self._seen_work < START_WORK:
                 return  # not yet worth starting a process
             self.start()
-        if len(self._chunk) >= CHUNK_JOBS or self._chunk_bytes >= CHUNK_WORK:
+        if len(self._chunk) >= CHUNK_JOBS or self._chunk_work >= CHUNK_WORK:
             self._send_chunk()
         self._write_ready(block=len(self._queue) >= 3 * self._per_round)
 
@@ -241,10 +242,10 @@ class OrderedNormalizer:
             self._write_ready(block=True)
         for item in self._chunk:
             _add(self._inline, item)
-        self._chunk, self._chunk_bytes = [], 0
+        self._chunk, self._chunk_work = [], 0
 
     def _send_chunk(self) -> None:
-        chunk, self._chunk, self._chunk_bytes = self._chunk, [], 0
+        chunk, self._chunk, self._chunk_work = self._chunk, [], 0
         future: Future[Tables] = Future()
         if len(self._queue) >= _STEAL_AT * self._per_round or not self._workers:
             # The workers are far behind: rather than wait, this process takes one.
