@@ -32,7 +32,7 @@ class DecodedBytes:
 
     Example:
         >>> from playment_datasets.normalize.masks import decode_mask
-        >>> DecodedBytes(b"0\n", decode_mask("labels", b"0\n")).decoded.label_counts
+        >>> DecodedBytes(b"0\\n", decode_mask("labels", b"0\\n")).decoded.label_counts
         {0: 1}
     """
 

@@ -187,7 +187,7 @@ class OrderedNormalizer:
             self.abort()
 
     def add(self, raw: bytes | None, record: Mapping[str, Any],
-            masks: Mapping[str, Any] | None) -> None:
+            masks: Mapping[str, Any] | None = None) -> None:
         """One job's result (``None``: no result), its record and its masks (url → bytes
         or MaskMissing; ``None``: not fetched)."""
         size = len(raw or b"") + sum(_work_of(v) for v in (masks or {}).values())
