@@ -103,13 +103,17 @@ def _open_tmp(directory: Path) -> tuple[int, Path]:
             continue
 
 
-def atomic_write_bytes(path: Path, data: bytes | Iterable[bytes]) -> None:
+def atomic_write_bytes(path: Path, data: bytes | Iterable[bytes], *, durable: bool = True) -> None:
     """Write ``data`` (bytes, or chunks of bytes) to ``path`` atomically and durably.
 
-    tmp file + fsync + rename + directory fsync.
+    tmp file + fsync + rename + directory fsync; with ``durable=False`` the two fsyncs
+    are left to the caller (the object store syncs many files at once).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _open_tmp(path.parent)
+    try:
+        fd, tmp = _open_tmp(path.parent)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _open_tmp(path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             if isinstance(data, (bytes, bytearray, memoryview)):
@@ -117,8 +121,9 @@ def atomic_write_bytes(path: Path, data: bytes | Iterable[bytes]) -> None:
             else:
                 for chunk in data:
                     f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -126,7 +131,8 @@ def atomic_write_bytes(path: Path, data: bytes | Iterable[bytes]) -> None:
         except OSError:
             pass
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -252,21 +258,7 @@ class ObjectStore:
     @staticmethod
     def _write(target: Path, data: bytes) -> None:
         """tmp file + write + rename, no fsync (see :meth:`sync`)."""
-        try:
-            fd, tmp = _open_tmp(target.parent)
-        except FileNotFoundError:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = _open_tmp(target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write_bytes(target, data, durable=False)
 
     def sync(self) -> None:
         """Make every object this store wrote since the last sync durable.
