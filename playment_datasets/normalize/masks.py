@@ -112,68 +112,77 @@ def decode_png(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedM
         >>> decode_png(b"<html>").status
         'not_png'
     """
-    got = _rgba(data, max_pixels)
-    if isinstance(got, DecodedMask):
-        return got
-    rgba, found = got
+    rgba = _rgba(data, max_pixels)
+    if isinstance(rgba, DecodedMask):
+        return rgba
     height, width = rgba.shape[:2]
-    groups = _colour_groups(found)
-    if groups is None:  # very many colours: sort every pixel instead
-        return DecodedMask("png", width=width, height=height, colors=_color_stats(rgba))
-    packed = _packed(rgba)
+    runs = _Runs.of(rgba)
     colors = {}
-    for color, (n, values) in groups.items():
-        pixels = _pixels_of(packed, values)
-        rows = np.flatnonzero(pixels.any(axis=1))
-        r0, r1 = int(rows[0]), int(rows[-1])
-        cols = np.flatnonzero(pixels[r0:r1 + 1].any(axis=0))  # only the rows it spans
-        colors[color] = ColorStats(n, int(cols[0]) / width, r0 / height,
-                                   (int(cols[-1]) + 1) / width, (r1 + 1) / height)
+    for color, n, r0, r1, c0, c1 in runs.stats():
+        colors[color] = ColorStats(n, c0 / width, r0 / height, (c1 + 1) / width, (r1 + 1) / height)
     return DecodedMask("png", width=width, height=height, colors=colors)
 
 
-#: Up to this many distinct RGBA values, a mask is read colour by colour (a few fast
-#: passes per colour); beyond, every pixel is sorted by colour.
-_FEW_COLORS = 256
+@dataclass
+class _Runs:
+    """A raster as runs of equal pixels within a row, grouped by colour.
 
-
-def _colour_groups(found: list[tuple[int, tuple[int, ...]]] | None
-                   ) -> dict[str, tuple[int, list[int]]] | None:
-    """``#rrggbb`` → (pixel count, packed RGBA values with that RGB), in colour order.
-
-    ``found`` is Pillow's ``getcolors()``: (count, (r, g, b, a)) per distinct value, or
-    ``None`` when there are more than :data:`_FEW_COLORS`. The all-zero value is
-    unlabelled; a colour with several alpha values is one colour.
+    A segmentation mask is mostly large areas of one colour, so it holds far fewer runs
+    than pixels: one comparison pass over the pixels finds the runs, and everything else
+    (colours present, pixel counts, bounding boxes, an id per pixel) is computed per run.
+    A noisy raster degrades to one run per pixel, which is still correct.
     """
-    if found is None:
-        return None
-    groups: dict[str, tuple[int, list[int]]] = {}
-    for n, (r, g, b, a) in sorted(found, key=lambda c: c[1]):
-        if r == g == b == a == 0:
-            continue
-        color = f"#{r:02x}{g:02x}{b:02x}"
-        total, values = groups.get(color, (0, []))
-        groups[color] = (total + n, [*values, r | g << 8 | b << 16 | a << 24])
-    return groups
+
+    starts: np.ndarray[Any, Any]  # flat index of each run's first pixel
+    lengths: np.ndarray[Any, Any]
+    ids: np.ndarray[Any, Any]  # per run: 0 unlabelled, i >= 1 the colour codes[i - 1]
+    codes: np.ndarray[Any, Any]  # distinct 0xRRGGBB of labelled runs, ascending
+    width: int
+
+    @classmethod
+    def of(cls, rgba: np.ndarray[Any, Any]) -> _Runs:
+        height, width = rgba.shape[:2]
+        flat = np.ascontiguousarray(rgba).view("<u4").reshape(-1)  # r | g<<8 | b<<16 | a<<24
+        change = np.empty(flat.size, dtype=bool)
+        change[0] = True
+        np.not_equal(flat[1:], flat[:-1], out=change[1:])
+        change[::width] = True  # a run never crosses a row
+        starts = np.flatnonzero(change)
+        lengths = np.diff(starts, append=flat.size)
+        values = flat[starts]
+        labelled = values != 0  # unlabelled: all four channels 0; alpha is otherwise ignored
+        rgb = ((values & 0xFF) << 16) | (values & 0xFF00) | ((values >> 16) & 0xFF)
+        codes, inverse = np.unique(rgb[labelled], return_inverse=True)
+        ids = np.zeros(values.size, dtype=np.int32)
+        ids[labelled] = inverse.reshape(-1) + 1
+        return cls(starts, lengths, ids, codes, width)
+
+    def colors(self) -> list[str]:
+        return [f"#{int(c):06x}" for c in self.codes.tolist()]
+
+    def stats(self) -> list[tuple[str, int, int, int, int, int]]:
+        """(colour, pixels, first row, last row, first column, last column) per colour."""
+        keep = self.ids > 0
+        ids, starts, lengths = self.ids[keep], self.starts[keep], self.lengths[keep]
+        if ids.size == 0:
+            return []
+        order = np.argsort(ids, kind="stable")  # runs stay in raster order within a colour
+        ids, starts, lengths = ids[order], starts[order], lengths[order]
+        first = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        rows, cols = np.divmod(starts, self.width)
+        last_cols = cols + lengths - 1
+        return list(zip(
+            self.colors(), np.add.reduceat(lengths, first).tolist(),
+            rows[first].tolist(), rows[np.r_[first[1:], ids.size] - 1].tolist(),
+            np.minimum.reduceat(cols, first).tolist(),
+            np.maximum.reduceat(last_cols, first).tolist(), strict=True))
+
+    def id_raster(self, height: int) -> np.ndarray[Any, Any]:
+        return np.repeat(self.ids, self.lengths).reshape(height, self.width)
 
 
-def _packed(rgba: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """The pixels as one little-endian uint32 each (``r | g<<8 | b<<16 | a<<24``), no copy."""
-    height, width = rgba.shape[:2]
-    return np.ascontiguousarray(rgba).view("<u4").reshape(height, width)
-
-
-def _pixels_of(packed: np.ndarray[Any, Any], values: list[int]) -> np.ndarray[Any, Any]:
-    pixels = packed == np.uint32(values[0])
-    for value in values[1:]:
-        pixels |= packed == np.uint32(value)
-    return pixels
-
-
-def _rgba(data: bytes, max_pixels: int
-          ) -> tuple[np.ndarray[Any, Any], list[tuple[int, tuple[int, ...]]] | None] | DecodedMask:
-    """The H × W × 4 pixels of a PNG and its distinct colours (Pillow's ``getcolors``,
-    ``None`` beyond :data:`_FEW_COLORS`), or a failed :class:`DecodedMask` saying why."""
+def _rgba(data: bytes, max_pixels: int) -> np.ndarray[Any, Any] | DecodedMask:
+    """The H × W × 4 pixels of a PNG, or a failed :class:`DecodedMask` saying why."""
     data = bytes(data)
     if not data.startswith(_PNG_SIGNATURE):
         return _failed("png", "not_png", f"expected a PNG file, got {data[:16]!r}")
@@ -197,7 +206,6 @@ def _rgba(data: bytes, max_pixels: int
                 img.load()
                 rgba_img = img if img.mode == "RGBA" else img.convert("RGBA")
                 rgba = _pixels(rgba_img)
-                found = rgba_img.getcolors(_FEW_COLORS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return _failed("png", "too_large", f"Pillow refused the image: {exc}", **known)
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
@@ -208,7 +216,7 @@ def _rgba(data: bytes, max_pixels: int
     if rgba.shape[:2] != (height, width):
         return _failed("png", "bad_header", f"the header says {width}×{height}, the pixels "
                        f"are {rgba.shape[1]}×{rgba.shape[0]}", **known)
-    return rgba, found
+    return rgba
 
 
 def _pixels(img: Any) -> np.ndarray[Any, Any]:
@@ -246,52 +254,11 @@ def png_ids(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS
         >>> ids.tolist(), colors
         ([[0, 0, 1]], ['#ff0000'])
     """
-    got = _rgba(data, max_pixels)
-    if isinstance(got, DecodedMask):
-        return got
-    rgba, found = got
-    groups = _colour_groups(found)
-    if groups is not None:
-        packed = _packed(rgba)
-        ids = np.zeros(packed.shape, dtype=np.int32)
-        for n, (_, values) in enumerate(groups.values(), 1):
-            ids[_pixels_of(packed, values)] = n
-        return ids, list(groups)
-    flat = rgba.reshape(-1, 4).astype(np.uint32)
-    codes = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
-    labelled = (codes | flat[:, 3]) != 0
-    present, inverse = np.unique(codes[labelled], return_inverse=True)
-    ids = np.zeros(codes.shape, dtype=np.int32)
-    ids[labelled] = inverse.astype(np.int32) + 1
-    return ids.reshape(rgba.shape[:2]), [f"#{int(c):06x}" for c in present.tolist()]
-
-
-def _color_stats(rgba: np.ndarray[Any, Any]) -> dict[str, ColorStats]:
-    height, width = rgba.shape[:2]
-    flat = rgba.reshape(-1, 4).astype(np.uint32)
-    codes = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
-    labelled = np.flatnonzero(codes | flat[:, 3])  # unlabelled: all four channels 0
-    if labelled.size == 0:
-        return {}
-    codes = codes[labelled]
-    order = np.argsort(codes, kind="stable")
-    codes = codes[order]
-    index = labelled[order]
-    rows = index // width
-    cols = index % width
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    counts = np.diff(np.r_[starts, codes.size])
-    row_min = np.minimum.reduceat(rows, starts)
-    row_max = np.maximum.reduceat(rows, starts)
-    col_min = np.minimum.reduceat(cols, starts)
-    col_max = np.maximum.reduceat(cols, starts)
-    return {
-        f"#{int(code):06x}": ColorStats(int(n), int(c0) / width, int(r0) / height,
-                                        (int(c1) + 1) / width, (int(r1) + 1) / height)
-        for code, n, r0, r1, c0, c1 in zip(codes[starts].tolist(), counts.tolist(),
-                                           row_min.tolist(), row_max.tolist(),
-                                           col_min.tolist(), col_max.tolist(), strict=True)
-    }
+    rgba = _rgba(data, max_pixels)
+    if isinstance(rgba, DecodedMask):
+        return rgba
+    runs = _Runs.of(rgba)
+    return runs.id_raster(rgba.shape[0]), runs.colors()
 
 
 def _label_values(body: bytes, ncols: int, col: int, n: int | None, kind: str,
