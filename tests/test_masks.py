@@ -330,6 +330,26 @@ def test_png_statistics_and_ids_match_a_pixel_by_pixel_count(n_colors: int) -> N
     assert int((ids == 0).sum()) == int((picks < 0).sum())
 
 
+def test_png_statistics_when_a_colour_runs_on_past_the_end_of_a_row() -> None:
+    # Pixels are read as runs of equal pixels; in memory, the end of a row touches the
+    # start of the next, and a run that crossed them would give a box past the edge.
+    import numpy as np
+
+    from playment_datasets.normalize.masks import png_ids
+
+    rgba = np.zeros((3, 6, 4), dtype=np.uint8)
+    rgba[0, 4:] = rgba[1, :2] = (255, 0, 0, 255)  # one run in memory, two rows
+    rgba[1, 5:] = rgba[2, :] = (0, 0, 255, 255)
+    rgba[2, 5] = (0, 0, 255, 7)  # the same colour with another alpha
+    decoded = decode_png(_png_of(rgba))
+    assert {c: (s.n_pixels, s.x_min, s.y_min, s.x_max, s.y_max)
+            for c, s in decoded.colors.items()} == _stats_by_hand(rgba)
+    assert decoded.colors["#ff0000"].x_max == 1.0
+    ids, colors = png_ids(_png_of(rgba))
+    assert colors == ["#0000ff", "#ff0000"]
+    assert ids.tolist() == [[0, 0, 0, 0, 2, 2], [2, 2, 0, 0, 0, 1], [1, 1, 1, 1, 1, 1]]
+
+
 @pytest.mark.parametrize("size", [(640, 480), (2200, 2200)])  # one memory block, several
 def test_png_statistics_are_exact_whatever_the_image_size(size: tuple[int, int]) -> None:
     # Pillow keeps a large image in several memory blocks (its pixels cannot be shared
