@@ -307,7 +307,7 @@ def _stats_by_hand(rgba: Any) -> dict[str, tuple[int, float, float, float, float
             for c, (n, x0, y0, x1, y1) in seen.items()}
 
 
-@pytest.mark.parametrize("n_colors", [5, 300])  # the colour-by-colour path and the sort
+@pytest.mark.parametrize("n_colors", [5, 300])  # a few colours, and more than a byte holds
 def test_png_statistics_and_ids_match_a_pixel_by_pixel_count(n_colors: int) -> None:
     import numpy as np
 

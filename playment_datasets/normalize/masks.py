@@ -141,7 +141,7 @@ class _Runs:
 
     @classmethod
     def of(cls, rgba: np.ndarray[Any, Any]) -> _Runs:
-        height, width = rgba.shape[:2]
+        width = rgba.shape[1]
         flat = np.ascontiguousarray(rgba).view("<u4").reshape(-1)  # r | g<<8 | b<<16 | a<<24
         change = np.empty(flat.size, dtype=bool)
         change[0] = True
@@ -177,8 +177,8 @@ class _Runs:
             np.minimum.reduceat(cols, first).tolist(),
             np.maximum.reduceat(last_cols, first).tolist(), strict=True))
 
-    def id_raster(self, height: int) -> np.ndarray[Any, Any]:
-        return np.repeat(self.ids, self.lengths).reshape(height, self.width)
+    def id_raster(self) -> np.ndarray[Any, Any]:
+        return np.repeat(self.ids, self.lengths).reshape(-1, self.width)
 
 
 def _rgba(data: bytes, max_pixels: int) -> np.ndarray[Any, Any] | DecodedMask:
@@ -258,7 +258,7 @@ def png_ids(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS
     if isinstance(rgba, DecodedMask):
         return rgba
     runs = _Runs.of(rgba)
-    return runs.id_raster(rgba.shape[0]), runs.colors()
+    return runs.id_raster(), runs.colors()
 
 
 def _label_values(body: bytes, ncols: int, col: int, n: int | None, kind: str,
