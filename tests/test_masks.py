@@ -18,11 +18,36 @@ from PIL import Image
 from playment_datasets.emulator import Emulator, GeneratedJob, generate_batch
 from playment_datasets.emulator.generator import generate_job
 from playment_datasets.normalize import mask_urls, normalize_result
+from playment_datasets.normalize import masks as masks_module
 from playment_datasets.normalize.masks import decode_labels, decode_mask, decode_pcd, decode_png
 
 SEG_KINDS = ["image_segmentation", "video_segmentation", "point_cloud_segmentation"]
 BASE = "https://storage.example/assets"
 TIMEOUT = 10
+
+
+@pytest.fixture(params=["libspng", "pillow"])
+def png_decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each PNG test runs on both decoders: libspng (pyspng), and Pillow as on a
+    platform without a pyspng wheel."""
+    if request.param == "pillow":
+        monkeypatch.setattr(masks_module, "_spng_loader", lambda: None)
+    else:
+        _require_pyspng()
+    return str(request.param)
+
+
+def _require_pyspng() -> None:
+    """pyspng must be installed wherever the package asks for it (where PyPI has a wheel)."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    (req,) = [Requirement(r) for r in requires("playment-datasets") or []
+              if r.startswith("pyspng")]
+    if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+        pytest.skip("pyspng has no wheel for this platform: Pillow decodes every PNG")
+    assert masks_module._spng_loader() is not None, "pyspng is asked for but not importable"
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +60,8 @@ def files_of(job: GeneratedJob) -> dict[str, bytes]:
     return {f"{BASE}/{path}": body for path, body in job.assets.items()}
 
 
-def test_every_mask_decodes_to_the_ground_truth(seg_jobs: list[GeneratedJob]) -> None:
+def test_every_mask_decodes_to_the_ground_truth(seg_jobs: list[GeneratedJob],
+                                                png_decoder: str) -> None:
     seen_kinds: set[str] = set()
     unknown = 0
     for job in seg_jobs:
@@ -66,7 +92,7 @@ def test_masks_are_deterministic_per_seed() -> None:
     assert [j.assets for j in a.jobs] != [j.assets for j in c.jobs]
 
 
-def test_benchmark_sized_mask_decodes_exactly() -> None:
+def test_benchmark_sized_mask_decodes_exactly(png_decoder: str) -> None:
     import random
 
     job = generate_job("image_segmentation", job_id="big", rng=random.Random(2),
@@ -198,8 +224,9 @@ def _good_png() -> bytes:
     (_png_header_only(100_000, 100_000), "too_large"),
     (_png_header_only(0, 10), "bad_header"),
     (_png_header_only(40, 40), "truncated"),
+    (_good_png()[:41] + b"\xff" * 20 + _good_png()[61:], "not_png"),  # a broken zlib stream
 ])
-def test_hostile_png(data: bytes, status: str) -> None:
+def test_hostile_png(data: bytes, status: str, png_decoder: str) -> None:
     decoded = decode_png(data)
     assert decoded.status == status, decoded.error
     assert decoded.error
@@ -265,7 +292,7 @@ def test_a_bad_mask_costs_only_its_statistics() -> None:
     assert seg["mask_sha256"] == mask["sha256"]
 
 
-def test_hand_made_png_statistics() -> None:
+def test_hand_made_png_statistics(png_decoder: str) -> None:
     img = Image.new("RGBA", (10, 4))
     for x, y in ((2, 1), (5, 3), (3, 2)):
         img.putpixel((x, y), (0xAB, 0xCD, 0xEF, 255))
@@ -308,7 +335,7 @@ def _stats_by_hand(rgba: Any) -> dict[str, tuple[int, float, float, float, float
 
 
 @pytest.mark.parametrize("n_colors", [5, 300])  # a few colours, and more than a byte holds
-def test_png_statistics_and_ids_match_a_pixel_by_pixel_count(n_colors: int) -> None:
+def test_png_statistics_and_ids_match_a_pixel_by_pixel_count(n_colors: int, png_decoder: str) -> None:
     import numpy as np
 
     from playment_datasets.normalize.masks import png_ids
@@ -330,7 +357,7 @@ def test_png_statistics_and_ids_match_a_pixel_by_pixel_count(n_colors: int) -> N
     assert int((ids == 0).sum()) == int((picks < 0).sum())
 
 
-def test_png_statistics_when_a_colour_runs_on_past_the_end_of_a_row() -> None:
+def test_png_statistics_when_a_colour_runs_on_past_the_end_of_a_row(png_decoder: str) -> None:
     # Pixels are read as runs of equal pixels; in memory, the end of a row touches the
     # start of the next, and a run that crossed them would give a box past the edge.
     import numpy as np
@@ -351,7 +378,7 @@ def test_png_statistics_when_a_colour_runs_on_past_the_end_of_a_row() -> None:
 
 
 @pytest.mark.parametrize("size", [(640, 480), (2200, 2200)])  # one memory block, several
-def test_png_statistics_are_exact_whatever_the_image_size(size: tuple[int, int]) -> None:
+def test_png_statistics_are_exact_whatever_the_image_size(size: tuple[int, int], png_decoder: str) -> None:
     # Pillow keeps a large image in several memory blocks (its pixels cannot be shared
     # without a copy); the statistics must not depend on that.
     from playment_datasets.normalize.masks import decode_png
@@ -369,3 +396,78 @@ def test_png_statistics_are_exact_whatever_the_image_size(size: tuple[int, int])
     assert (red.x_min, red.y_min, red.x_max, red.y_max) == (
         10 / width, 20 / height, 110 / width, 70 / height)
     assert (blue.x_max, blue.y_max) == (1.0, 1.0)
+
+
+def _palette_png() -> tuple[bytes, dict[str, int]]:
+    img = Image.new("P", (5, 2))
+    img.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0])
+    for x, y, index in ((0, 0, 1), (1, 0, 1), (4, 1, 2)):
+        img.putpixel((x, y), index)
+    buf = io.BytesIO()
+    img.save(buf, "PNG", transparency=0)  # index 0: black and transparent, unlabelled
+    return buf.getvalue(), {"#ff0000": 2, "#00ff00": 1}
+
+
+def _rgb_png() -> tuple[bytes, dict[str, int]]:
+    img = Image.new("RGB", (4, 4), (0, 0, 0))  # no alpha: black is opaque, so labelled
+    img.putpixel((3, 3), (1, 2, 3))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue(), {"#000000": 15, "#010203": 1}
+
+
+def _rgba16_png() -> tuple[bytes, dict[str, int]]:
+    # 8-bit samples widened to 16: 0xAB -> 0xABAB; Pillow reads the high bytes
+    rows = [b"\x00" + bytes.fromhex("ABAB0000000000FF" + "0000000000000000"),
+            b"\x00" + bytes.fromhex("ABAB0000000000FF" * 2)]
+    ihdr = struct.pack(">IIBBBBB", 2, 2, 16, 6, 0, 0, 0)
+    data = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+            + _png_chunk(b"IDAT", zlib.compress(b"".join(rows))) + _png_chunk(b"IEND", b""))
+    return data, {"#ab0000": 3}
+
+
+@pytest.mark.parametrize("make", [_palette_png, _rgb_png, _rgba16_png],
+                         ids=["palette+tRNS", "rgb", "rgba16"])
+def test_pngs_that_are_not_8_bit_rgba_decode_through_pillow(make: Any, png_decoder: str
+                                                            ) -> None:
+    data, expected = make()
+    decoded = decode_png(data)
+    assert decoded.status == "ok", decoded.error
+    assert {c: s.n_pixels for c, s in decoded.colors.items()} == expected
+
+
+def test_libspng_decodes_8_bit_rgba_exactly_as_pillow_does() -> None:
+    import numpy as np
+
+    _require_pyspng()
+    rng = np.random.default_rng(7)
+    rgba = rng.integers(0, 256, size=(37, 53, 4), dtype=np.uint8)
+    rgba[rng.random((37, 53)) < 0.3] = 0
+    for interlace in (0, 1):  # Adam7 too
+        buf = io.BytesIO()
+        Image.fromarray(rgba, "RGBA").save(buf, "PNG")
+        data = buf.getvalue() if not interlace else _adam7(buf.getvalue())
+        fast = masks_module._spng_rgba(data)
+        assert fast is not None, "the libspng path refused a valid 8-bit RGBA PNG"
+        assert fast.shape == rgba.shape and (fast == rgba).all()
+        with Image.open(io.BytesIO(data)) as img:
+            assert (np.asarray(img) == rgba).all()
+
+
+def _adam7(data: bytes) -> bytes:
+    """The same image re-encoded interlaced (Pillow cannot write Adam7)."""
+    import numpy as np
+
+    with Image.open(io.BytesIO(data)) as img:
+        pixels = np.asarray(img.convert("RGBA"))
+    height, width = pixels.shape[:2]
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+              (1, 0, 2, 2), (0, 1, 1, 2)]  # (x0, y0, dx, dy)
+    raw = b""
+    for x0, y0, dx, dy in passes:
+        sub = pixels[y0::dy, x0::dx]
+        if sub.size:
+            raw += b"".join(b"\x00" + row.tobytes() for row in sub)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 1)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+            + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))

@@ -36,11 +36,13 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 
@@ -197,6 +199,39 @@ def _rgba(data: bytes, max_pixels: int) -> np.ndarray[Any, Any] | DecodedMask:
     if width * height > max_pixels:
         return _failed("png", "too_large", f"expected at most {max_pixels} pixels, the header "
                        f"declares {width}×{height} = {width * height}", **known)
+    if data[24:26] == b"\x08\x06":  # 8-bit RGBA, what Playment's masks are: the fast path
+        rgba = _spng_rgba(data)
+        if rgba is not None and rgba.shape == (height, width, 4):
+            return rgba
+    return _pillow_rgba(data, width, height, known)
+
+
+def _spng_rgba(data: bytes) -> np.ndarray[Any, Any] | None:
+    """An 8-bit RGBA PNG's pixels decoded by libspng (through pyspng), or ``None``
+    when pyspng is not installed or refuses the file (Pillow then decodes it and
+    says why it fails). libspng inflates and unfilters about 5× faster than Pillow.
+    """
+    load = _spng_loader()
+    if load is None:
+        return None
+    try:
+        rgba: np.ndarray[Any, Any] = load(data, "RGBA")
+    except (RuntimeError, ValueError, MemoryError):
+        return None
+    return rgba if rgba.dtype == np.uint8 and rgba.ndim == 3 else None
+
+
+@functools.cache
+def _spng_loader() -> Callable[[bytes, str], np.ndarray[Any, Any]] | None:
+    try:
+        import pyspng
+    except ImportError:  # a platform without a pyspng wheel: Pillow decodes everything
+        return None
+    return cast("Callable[[bytes, str], np.ndarray[Any, Any]]", pyspng.load)
+
+
+def _pillow_rgba(data: bytes, width: int, height: int, known: dict[str, int]
+                 ) -> np.ndarray[Any, Any] | DecodedMask:
     from PIL import Image  # Pillow is imported only when a raster is decoded
 
     try:
