@@ -335,7 +335,8 @@ def _stats_by_hand(rgba: Any) -> dict[str, tuple[int, float, float, float, float
 
 
 @pytest.mark.parametrize("n_colors", [5, 300])  # a few colours, and more than a byte holds
-def test_png_statistics_and_ids_match_a_pixel_by_pixel_count(n_colors: int, png_decoder: str) -> None:
+def test_png_statistics_and_ids_match_a_pixel_by_pixel_count(n_colors: int,
+                                                              png_decoder: str) -> None:
     import numpy as np
 
     from playment_datasets.normalize.masks import png_ids
@@ -378,7 +379,8 @@ def test_png_statistics_when_a_colour_runs_on_past_the_end_of_a_row(png_decoder:
 
 
 @pytest.mark.parametrize("size", [(640, 480), (2200, 2200)])  # one memory block, several
-def test_png_statistics_are_exact_whatever_the_image_size(size: tuple[int, int], png_decoder: str) -> None:
+def test_png_statistics_are_exact_whatever_the_image_size(size: tuple[int, int],
+                                                          png_decoder: str) -> None:
     # Pillow keeps a large image in several memory blocks (its pixels cannot be shared
     # without a copy); the statistics must not depend on that.
     from playment_datasets.normalize.masks import decode_png

@@ -1,9 +1,10 @@
 """Mask files of segmentation results, fetched during a pull.
 
 A segmentation result holds only a legend and mask URLs; the masks are the annotations.
-A pull worker fetches a job's masks right after its result, through the same attachment
-endpoint (so with the same retries and timeouts), stores each in the content-addressed
-object store and describes it in one entry per mask::
+Once a pull worker has a job's result it hands the job's masks to the mask threads and
+goes on to the next job; they fetch each mask through the same attachment endpoint (so
+with the same retries and timeouts), store it in the content-addressed object store and
+describe it in one entry per mask::
 
     {"url": …, "frame_id": …, "kind": "png" | "pcd" | "labels",
      "sha256": … or None, "etag": … or None, "error": … (only when the fetch failed)}
@@ -22,8 +23,9 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,43 +107,87 @@ def fetch_masks(
     keep_stored: bool = False,
     decode: bool = True,
     pool: Executor | None = None,
-) -> FetchedMasks:
+) -> Future[FetchedMasks]:
     """Fetch every mask of ``refs``; send the ETag of a previous entry still stored.
 
     With ``keep_stored`` (resuming a journalled job) a previous entry still stored is
     kept as it is, without a request. With ``decode``, PNG masks are decoded here (when
     the pull normalizes in its own process; its worker processes decode them otherwise).
-    With ``pool``, the masks download side by side in its threads (a video job has a
-    mask per frame) instead of one after another. A failure costs only its mask (the
-    entry gets ``error``); a refused API key still stops the pull.
+    With ``pool``, each mask downloads in one of its threads and the returned future
+    completes when the last one ends, so the calling thread can go on to its next job;
+    without, they download here, one after another, and the future is done on return.
+    A failure costs only its mask (the entry gets ``error``); a refused API key still
+    stops the pull (the future raises it).
     """
-    before = {m.get("url"): m for m in previous or () if isinstance(m, Mapping)}
-    out = FetchedMasks()
-    by_url: dict[str, dict[str, Any]] = {}  # a URL listed for two frames is fetched once
-    copies: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    downloads: list[tuple[dict[str, Any], MaskRef, Mapping[str, Any] | None, str | None]] = []
-    for ref in refs:
-        entry: dict[str, Any] = {"url": ref.url, "frame_id": ref.frame_id, "kind": ref.kind,
-                                 "sha256": None, "etag": None}
-        out.entries.append(entry)
-        if ref.url in by_url:
-            copies.append((entry, by_url[ref.url]))
-            continue
-        by_url[ref.url] = entry
-        old = before.get(ref.url)  # the URL names the file, whatever frame lists it
-        stored = bool(old and old.get("sha256") and has_object(str(old["sha256"])))
-        if stored and keep_stored:
-            assert old is not None
-            entry.update(sha256=old["sha256"], etag=old.get("etag"))
-            continue
-        etag = str(old["etag"]) if stored and old and old.get("etag") else None
-        downloads.append((entry, ref, old, etag))
-
-    def download(item: tuple[dict[str, Any], MaskRef, Mapping[str, Any] | None, str | None]
-                 ) -> _Download:
-        entry, ref, old, etag = item
+    plan = _Plan(client, put_object, decode)
+    downloads = plan.add(refs, previous, has_object, keep_stored)
+    done: Future[FetchedMasks] = Future()
+    if pool is None or not downloads:
         try:
-            got = client.fetch_result(ref.url, etag=etag)
+            done.set_result(plan.finish([plan.download(item) for item in downloads]))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+            done.set_exception(exc)
+        return done
+    futures = [pool.submit(plan.download, item) for item in downloads]
+    left = [len(futures)]
+    lock = threading.Lock()
+
+    def one_done(_: Future[_Download]) -> None:
+        with lock:
+            left[0] -= 1
+            if left[0]:
+                return
+        try:  # the last download of the job ended: in its thread, assemble the entries
+            done.set_result(plan.finish([f.result() for f in futures]))
+        except BaseException as exc:  # noqa: BLE001 - a refused key, or cancelled
+            done.set_exception(exc)
+
+    for future in futures:
+        future.add_done_callback(one_done)
+    return done
+
+
+_Item = tuple[dict[str, Any], MaskRef, "Mapping[str, Any] | None", "str | None"]
+
+
+class _Plan:
+    """The masks of one job: which to download (with which ETag), then their entries."""
+
+    def __init__(self, client: PlaymentClient, put_object: Callable[[bytes], str],
+                 decode: bool) -> None:
+        self.client = client
+        self.put_object = put_object
+        self.decode = decode
+        self.out = FetchedMasks()
+        self.downloads: list[_Item] = []
+        self.copies: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    def add(self, refs: Sequence[MaskRef], previous: Sequence[Mapping[str, Any]] | None,
+            has_object: Callable[[str], bool], keep_stored: bool) -> list[_Item]:
+        before = {m.get("url"): m for m in previous or () if isinstance(m, Mapping)}
+        by_url: dict[str, dict[str, Any]] = {}  # a URL listed for two frames is fetched once
+        for ref in refs:
+            entry: dict[str, Any] = {"url": ref.url, "frame_id": ref.frame_id,
+                                     "kind": ref.kind, "sha256": None, "etag": None}
+            self.out.entries.append(entry)
+            if ref.url in by_url:
+                self.copies.append((entry, by_url[ref.url]))
+                continue
+            by_url[ref.url] = entry
+            old = before.get(ref.url)  # the URL names the file, whatever frame lists it
+            stored = bool(old and old.get("sha256") and has_object(str(old["sha256"])))
+            if stored and keep_stored:
+                assert old is not None
+                entry.update(sha256=old["sha256"], etag=old.get("etag"))
+                continue
+            etag = str(old["etag"]) if stored and old and old.get("etag") else None
+            self.downloads.append((entry, ref, old, etag))
+        return self.downloads
+
+    def download(self, item: _Item) -> _Download:
+        _, ref, old, etag = item
+        try:
+            got = self.client.fetch_result(ref.url, etag=etag)
         except AuthenticationError:
             raise  # the key is refused: no job can succeed
         except (APIError, TransportError) as exc:
@@ -152,34 +198,35 @@ def fetch_masks(
             return _Download(sha256=old["sha256"], etag=etag, not_modified=True)
         assert got.content is not None
         # Decoding a raster is the costly part of a mask: when this process decodes, it
-        # does it here, beside the downloads (Pillow and NumPy release the GIL), not in
-        # the thread that normalizes. Point-cloud files keep their per-point arrays, so
-        # they are decoded only when normalized.
-        decoded = decode_mask("png", got.content) if decode and ref.kind == "png" else None
-        return _Download(sha256=put_object(got.content), etag=got.etag, content=got.content,
-                         decoded=decoded)
+        # does it here, beside the downloads (Pillow and NumPy release the GIL for much of
+        # it; libspng holds it, for about a millisecond), not in the thread that
+        # normalizes. Point-cloud files keep their per-point arrays, so they are decoded
+        # only when normalized.
+        decoded = decode_mask("png", got.content) if self.decode and ref.kind == "png" else None
+        return _Download(sha256=self.put_object(got.content), etag=got.etag,
+                         content=got.content, decoded=decoded)
 
-    results = (pool.map(download, downloads) if pool is not None and len(downloads) > 1
-               else map(download, downloads))
-    for (entry, ref, _, _), got in zip(downloads, results, strict=True):
-        if got.error is not None:
-            kind = type(got.error).__name__
-            out.failures[kind] = out.failures.get(kind, 0) + 1
-            entry.update(error=f"{kind}: {got.error}", error_type=kind)
-            continue
-        entry.update(sha256=got.sha256, etag=got.etag)
-        if got.not_modified:
-            out.not_modified += 1
-            continue
-        assert got.content is not None
-        out.contents[ref.url] = got.content
-        if got.decoded is not None:
-            out.decoded[ref.url] = got.decoded
-        out.fetched += 1
-        out.bytes_downloaded += len(got.content)
-    for entry, first in copies:
-        entry.update({k: v for k, v in first.items() if k not in _ENTRY_KEYS[:3]})
-    return out
+    def finish(self, results: Sequence[_Download]) -> FetchedMasks:
+        out = self.out
+        for (entry, ref, _, _), got in zip(self.downloads, results, strict=True):
+            if got.error is not None:
+                kind = type(got.error).__name__
+                out.failures[kind] = out.failures.get(kind, 0) + 1
+                entry.update(error=f"{kind}: {got.error}", error_type=kind)
+                continue
+            entry.update(sha256=got.sha256, etag=got.etag)
+            if got.not_modified:
+                out.not_modified += 1
+                continue
+            assert got.content is not None
+            out.contents[ref.url] = got.content
+            if got.decoded is not None:
+                out.decoded[ref.url] = got.decoded
+            out.fetched += 1
+            out.bytes_downloaded += len(got.content)
+        for entry, first in self.copies:
+            entry.update({k: v for k, v in first.items() if k not in _ENTRY_KEYS[:3]})
+        return out
 
 
 @dataclass
@@ -204,8 +251,9 @@ def fetch_job_masks(
     *,
     decode: bool = True,
     pool: Executor | None = None,
-) -> FetchedMasks:
-    """Fetch the masks of one job whose result the worker just had (or found unchanged).
+) -> Future[FetchedMasks]:
+    """Fetch the masks of one job whose result the worker just had (or found unchanged);
+    see :func:`fetch_masks` for ``pool`` and the future.
 
     ``raw`` is the result downloaded now (``None`` when the server said 304); ``before``
     the job's entry in the previous version, ``before_has_masks`` whether that version
@@ -222,7 +270,7 @@ def fetch_job_masks(
 
 def resume_job_masks(client: PlaymentClient, registry: Any, result_sha256: str | None,
                      stored: Any, *, decode: bool = True,
-                     pool: Executor | None = None) -> FetchedMasks:
+                     pool: Executor | None = None) -> Future[FetchedMasks]:
     """The masks of a journalled job whose result is stored but not every mask.
 
     ``stored`` is the journal's mask entries (``None`` when that run did not fetch

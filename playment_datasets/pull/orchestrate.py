@@ -31,10 +31,11 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from functools import partial
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from playment_datasets.api.client import Limits, PlaymentClient, RetryPolicy, Timeouts
 from playment_datasets.api.ids import validate_id
@@ -70,6 +71,9 @@ from playment_datasets.registry.store import registry_write_error
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "DEFAULT_WORKERS", "PullStats", "pull"]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_U = TypeVar("_U")
 
 #: Threads fetching at once. The work is mostly waiting on the network, so this is
 #: sized for latency: on a 2-core machine 64 beat 32 at both 20 ms and 100 ms per
@@ -127,6 +131,10 @@ class _Outcome:
     #: mask entries (pull/masks.py); None when masks are not fetched or the job has no result
     masks: list[dict[str, Any]] | None = None
     fetched_masks: _masks.FetchedMasks | None = None
+
+
+#: A worker's outcome, or its future while the job's masks download.
+_Pending = _Outcome | Future[_Outcome]
 
 
 def pull(
@@ -372,7 +380,7 @@ class _PullRun:
         """Fetch with a bounded window in flight; emit outcomes in listing order."""
         window = self.workers * 4
         pending = iter(summaries)  # pulls pages lazily
-        in_flight: deque[Future[_Outcome] | _Outcome] = deque()
+        in_flight: deque[Future[_Pending] | _Outcome] = deque()
         submit = self._submitter(journal, staging)
         streak = 0
         bar = make_progress(self.progress, desc="pulling", unit="job")
@@ -395,6 +403,8 @@ class _PullRun:
                 while in_flight:
                     item = in_flight.popleft()
                     outcome = item.result() if isinstance(item, Future) else item
+                    if isinstance(outcome, Future):  # its masks were still downloading
+                        outcome = outcome.result()
                     top_up()
                     streak = streak + 1 if outcome.error and outcome.error["outage"] else 0
                     if streak >= _OUTAGE_STREAK:
@@ -422,8 +432,11 @@ class _PullRun:
 
     def _salvage(self, pool: ThreadPoolExecutor, in_flight, staging) -> None:
         """On the way out of a failed pull, let running workers finish (each journals
-        its job) and drop what has not started."""
+        its job) and drop what has not started: a job whose masks had not all started
+        downloading is not journalled, so the next run fetches it again."""
         pool.shutdown(wait=True, cancel_futures=True)
+        if self.mask_pool is not None:
+            self.mask_pool.shutdown(wait=True, cancel_futures=True)
         in_flight.clear()
 
     def _submitter(self, journal: Mapping[str, Any], staging: Staging):
@@ -431,7 +444,7 @@ class _PullRun:
 
         def submit(
             pool: ThreadPoolExecutor, summary: dict[str, Any]
-        ) -> Future[_Outcome] | _Outcome:
+        ) -> Future[_Pending] | _Outcome:
             job_id = str(summary["id"])
             if job_id in self.quarantined:
                 return _journal(staging, _Outcome(job_id, dict(summary),
@@ -448,12 +461,14 @@ class _PullRun:
                                     resumed=True, masks=masks if self.stats.with_masks else None)
                 # the result is stored, a mask is not: fetch only the masks it lacks
                 outcome = _Outcome(job_id, record, entry.result_sha256, entry.etag)
-                return pool.submit(lambda: _journal(staging, self._resume_masks(outcome, masks)))
-            return pool.submit(lambda: _journal(staging, self._fetch_one(summary)))
+                return pool.submit(lambda: _then(self._resume_masks(outcome, masks),
+                                                 partial(_journal, staging)))
+            return pool.submit(lambda: _then(self._fetch_one(summary),
+                                             partial(_journal, staging)))
 
         return submit
 
-    def _fetch_one(self, summary: dict[str, Any]) -> _Outcome:
+    def _fetch_one(self, summary: dict[str, Any]) -> _Pending:
         """Runs in a worker thread: the job record, then the result file."""
         job_id = str(summary["id"])
         before = self.previous.jobs.get(job_id) if self.previous else None
@@ -495,23 +510,24 @@ class _PullRun:
                 exc, ResponseTooLargeError)
             return _Outcome(job_id, dict(summary), error=_error_entry("fetch", exc, outage))
 
-    def _with_masks(self, outcome: _Outcome, before: Mapping[str, Any] | None) -> _Outcome:
-        """Fetch the job's masks in this worker, so its outcome is complete on return."""
-        if self.stats.with_masks:
-            fetched = _masks.fetch_job_masks(
-                self.client, self.registry, outcome.content, outcome.sha256, before,
-                self.previous is not None and self.previous.pulled_masks(),
-                decode=self.decode_in_threads, pool=self.mask_pool,
-            )
-            outcome.fetched_masks, outcome.masks = fetched, fetched.entries
-        return outcome
+    def _with_masks(self, outcome: _Outcome, before: Mapping[str, Any] | None
+                    ) -> _Pending:
+        """Hand the job's masks to the mask threads: the outcome, complete once they are
+        fetched (a future, unless there was nothing to fetch)."""
+        if not self.stats.with_masks:
+            return outcome
+        fetching = _masks.fetch_job_masks(
+            self.client, self.registry, outcome.content, outcome.sha256, before,
+            self.previous is not None and self.previous.pulled_masks(),
+            decode=self.decode_in_threads, pool=self.mask_pool,
+        )
+        return _then(fetching, partial(_add_masks, outcome))
 
-    def _resume_masks(self, outcome: _Outcome, stored: Any) -> _Outcome:
+    def _resume_masks(self, outcome: _Outcome, stored: Any) -> _Pending:
         """Runs in a worker: the masks a journalled job lacks (its others are not asked for)."""
-        fetched = _masks.resume_job_masks(self.client, self.registry, outcome.sha256, stored,
-                                          decode=self.decode_in_threads, pool=self.mask_pool)
-        outcome.fetched_masks, outcome.masks = fetched, fetched.entries
-        return outcome
+        fetching = _masks.resume_job_masks(self.client, self.registry, outcome.sha256, stored,
+                                           decode=self.decode_in_threads, pool=self.mask_pool)
+        return _then(fetching, partial(_add_masks, outcome))
 
     def _job_record(
         self, summary: dict[str, Any], before: Mapping[str, Any] | None
@@ -632,6 +648,30 @@ class _Emitter:
     def abort(self) -> None:
         """Stop normalizing (the pull failed): nothing more is written."""
         self.normalizer.abort()
+
+
+def _then(value: _T | Future[_T], fn: Callable[[_T], _U]) -> _U | Future[_U]:
+    """``fn(value)``, or, for a future not done yet, a future of it (run in the thread
+    that completes ``value``; an exception is handed on)."""
+    if not isinstance(value, Future):
+        return fn(value)
+    if value.done():
+        return fn(value.result())
+    chained: Future[_U] = Future()
+
+    def run(done: Future[_T]) -> None:
+        try:
+            chained.set_result(fn(done.result()))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+            chained.set_exception(exc)
+
+    value.add_done_callback(run)
+    return chained
+
+
+def _add_masks(outcome: _Outcome, fetched: _masks.FetchedMasks) -> _Outcome:
+    outcome.fetched_masks, outcome.masks = fetched, fetched.entries
+    return outcome
 
 
 def _journal(staging: Staging, outcome: _Outcome) -> _Outcome:
