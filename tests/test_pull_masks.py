@@ -394,3 +394,19 @@ def test_a_jobs_masks_download_side_by_side(tmp_path: Path) -> None:
         assert set(ds.masks["decode_status"]) == {"ok"}
         assert emu.stats.max_in_flight["storage"] >= 2
         assert emu.stats.max_in_flight["api"] >= 2  # the attachment requests overlap too
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_worker_takes_its_next_job_while_the_masks_download(tmp_path: Path,
+                                                              workers: int) -> None:
+    # A worker hands its job's masks to the mask threads and goes on: the API host then
+    # serves a job request and a mask's attachment request at once, beyond `workers`;
+    # results and masks each keep `workers` in flight, never more.
+    batch = generate_batch(16, seed=3, kinds=["image_segmentation"], completed_fraction=1.0)
+    with Emulator(batch, latency_ms=25) as emu:
+        ds = do_pull(emu, tmp_path, workers=workers, processes=0)
+        peak = emu.stats.max_in_flight
+    assert sorted(ds.masks["url"]) == sorted(emu.truth.masks)
+    assert set(ds.masks["decode_status"]) == {"ok"}
+    assert workers < peak["api"] <= 2 * workers
+    assert peak["storage"] <= 2 * workers
