@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project_id", help="Playment project id")
     p.add_argument("batch_id", help="Playment batch id")
     p.add_argument("--workers", type=_positive_int, default=None,
-                   help="requests in flight at once (default 64)")
+                   help="requests in flight at once, and as many again for masks "
+                        "(default 64)")
     p.add_argument("--base-url", help="API host (default $PLAYMENT_BASE_URL or https://api.playment.io)")
     p.add_argument("--rate-limit", type=float, metavar="RPS",
                    help="at most RPS requests per second")

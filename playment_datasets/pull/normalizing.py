@@ -13,7 +13,7 @@ kill is unchanged. When the workers fall two rounds of chunks behind, the pull
 normalizes the next chunk itself rather than wait.
 
 Small pulls never start a process: until there are 64 jobs (or masks worth about
-40 decodes of a 1024×768 raster) to give it, and whenever ``processes=0``, jobs are
+170 decodes of a 1024×768 raster) to give it, and whenever ``processes=0``, jobs are
 normalized in the pull's own process. A worker that dies (killed, out of memory) costs
 nothing but time: its unanswered chunks are normalized in-process and the pull goes on
 without workers. A worker's environment is the pull's without ``PLAYMENT_API_KEY``: it
@@ -60,9 +60,10 @@ log = logging.getLogger(__name__)
 CHUNK_JOBS = 64
 CHUNK_WORK = 96 << 20
 #: A pull starts its first worker once it has this many jobs, or this much work, to
-#: give it: starting a process costs about what 40 such masks cost to decode.
+#: give it: starting a process (about 0.4 s) costs about what 170 such masks cost to
+#: decode and count with libspng (about 2 ms each).
 START_JOBS = CHUNK_JOBS
-START_WORK = 128 << 20
+START_WORK = 512 << 20
 #: Chunks in flight per worker before the pull waits for the oldest answer.
 _CHUNKS_PER_WORKER = 4
 #: Rounds of chunks the workers may fall behind before the pull normalizes one itself.

@@ -167,7 +167,7 @@ def pull(
         base_url: defaults to ``PLAYMENT_BASE_URL``, else ``https://api.playment.io``.
         registry: a :class:`Registry` or its path; defaults to ``PLAYMENT_DATASETS_HOME``,
             else a per-user data directory.
-        workers: requests in flight at once.
+        workers: requests in flight at once (and, with masks, as many more for masks).
         rate_limit: at most this many requests per second, or ``None``.
         progress: show progress bars; ``None`` shows them in a terminal or notebook.
         retry, timeout, limits: see :class:`RetryPolicy`, :class:`Timeouts` (a total
