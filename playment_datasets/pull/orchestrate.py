@@ -31,10 +31,10 @@ import logging
 import os
 import time
 from collections import deque
-from functools import partial
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from playment_datasets.api.client import Limits, PlaymentClient, RetryPolicy, Timeouts
