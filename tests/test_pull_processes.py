@@ -128,14 +128,15 @@ def test_a_small_pull_starts_no_process(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_large_masks_start_a_worker_before_64_jobs(tmp_path: Path) -> None:
-    # 50 rasters of 1024×768 are worth a process; the tables are the in-process ones.
-    batch = generate_batch(50, seed=6, kinds=["image_segmentation"], completed_fraction=1.0,
-                           mask_size=(1024, 768))
+    # 48 rasters of 2048×1536 (600 MB decoded) are worth a process; the tables are the
+    # in-process ones.
+    batch = generate_batch(48, seed=6, kinds=["image_segmentation"], completed_fraction=1.0,
+                           mask_size=(2048, 1536))
     with Emulator(batch) as emu:
         here = pull(emu, tmp_path / "here", processes=0)
         there = pull(emu, tmp_path / "there", processes=1)
     assert there.pull_stats["processes"] == 1
-    assert (there.masks["decode_status"] == "ok").sum() == 50
+    assert (there.masks["decode_status"] == "ok").sum() == 48
     assert_same_tables(there, here)
 
 
