@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import zlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +23,13 @@ from playment_datasets.emulator import Emulator, GeneratedJob, generate_batch
 from playment_datasets.emulator.generator import generate_job
 from playment_datasets.normalize import mask_urls, normalize_result
 from playment_datasets.normalize import masks as masks_module
-from playment_datasets.normalize.masks import decode_labels, decode_mask, decode_pcd, decode_png
+from playment_datasets.normalize.masks import (
+    DecodedMask,
+    decode_labels,
+    decode_mask,
+    decode_pcd,
+    decode_png,
+)
 
 SEG_KINDS = ["image_segmentation", "video_segmentation", "point_cloud_segmentation"]
 BASE = "https://storage.example/assets"
@@ -27,14 +37,29 @@ TIMEOUT = 10
 
 
 @pytest.fixture(params=["libspng", "pillow"])
-def png_decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def png_decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+                ) -> Iterator[str]:
     """Each PNG test runs on both decoders: libspng (pyspng), and Pillow as on a
-    platform without a pyspng wheel."""
+    platform without a pyspng wheel. With libspng, no sound 8-bit RGBA file may end up
+    decoded by Pillow (a fast path that refused everything would pass unseen)."""
     if request.param == "pillow":
         monkeypatch.setattr(masks_module, "_spng_loader", lambda: None)
     else:
         _require_pyspng()
-    return str(request.param)
+    fell_back: list[bytes] = []
+    pillow_rgba = masks_module._pillow_rgba
+
+    def spy(data: bytes, *args: Any) -> Any:
+        got = pillow_rgba(data, *args)
+        if data[24:26] == b"\x08\x06" and not isinstance(got, DecodedMask) \
+                and masks_module._sound_chunks(data):
+            fell_back.append(data)
+        return got
+
+    monkeypatch.setattr(masks_module, "_pillow_rgba", spy)
+    yield str(request.param)
+    if request.param == "libspng":
+        assert not fell_back, f"{len(fell_back)} 8-bit RGBA PNGs were decoded by Pillow"
 
 
 def _require_pyspng() -> None:
@@ -473,3 +498,73 @@ def _adam7(data: bytes) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 1)
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
             + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
+
+
+def _mutations(data: bytes, n: int, seed: int) -> Iterator[bytes]:
+    """``n`` copies of ``data`` with 1 to 4 random bytes changed, some also cut short."""
+    import random
+
+    rng = random.Random(seed)
+    for _ in range(n):
+        damaged = bytearray(data)
+        for _ in range(rng.choice([1, 1, 2, 4])):
+            damaged[rng.randrange(8, len(damaged))] = rng.randrange(256)
+        if rng.random() < 0.1:
+            damaged = damaged[:rng.randrange(8, len(damaged))]
+        yield bytes(damaged)
+
+
+@pytest.mark.parametrize("level", [0, 6])  # stored and deflated pixel data
+def test_both_decoders_agree_on_damaged_files(level: int, monkeypatch: pytest.MonkeyPatch
+                                              ) -> None:
+    # libspng ignores chunk CRCs: a file damaged in transit must not decode to wrong
+    # pixels where Pillow would refuse it.
+    import numpy as np
+
+    _require_pyspng()
+    rgba = np.random.default_rng(1).integers(0, 4, size=(16, 24, 4), dtype=np.uint8) * 60
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG", compress_level=level)
+    fast = masks_module._spng_loader
+
+    def both(data: bytes) -> list[Any]:
+        out = []
+        for loader in (fast, lambda: None):
+            monkeypatch.setattr(masks_module, "_spng_loader", loader)
+            got = decode_png(data)
+            out.append((got.status, {c: s.n_pixels for c, s in got.colors.items()}))
+        return out
+
+    for damaged in _mutations(buf.getvalue(), 400, seed=level):
+        libspng, pillow = both(damaged)
+        assert libspng == pillow, damaged
+
+
+def test_a_second_ihdr_cannot_make_pillow_allocate_past_the_limit(tmp_path: Path) -> None:
+    # The first IHDR (4×3) passes the size check; a second one declares 9000×9000.
+    # Pillow reads the last: the file must be refused before its pixels are allocated.
+    width = height = 9000
+    deflate = zlib.compressobj(9)
+    row = b"\x00" * (1 + 4 * width)
+    pixels = b"".join(deflate.compress(row) for _ in range(height)) + deflate.flush()
+    data = (b"\x89PNG\r\n\x1a\n"
+            + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 3, 8, 6, 0, 0, 0))
+            + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0))
+            + _png_chunk(b"IDAT", pixels) + _png_chunk(b"IEND", b""))
+    (tmp_path / "bomb.png").write_bytes(data)
+    code = """
+import resource, sys
+from playment_datasets.normalize import masks
+if sys.argv[2] == "pillow":
+    masks._spng_loader = lambda: None
+data = open(sys.argv[1], "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+got = masks.decode_png(data)
+print(got.status, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+    for decoder in ("libspng", "pillow"):
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "bomb.png"), decoder],
+                             capture_output=True, text=True, check=True, timeout=120).stdout
+        status, grown_mb = out.split()
+        assert status == "bad_header"
+        assert int(grown_mb) < 100, f"{decoder}: peak RSS grew {grown_mb} MB"  # 324 MB raw
