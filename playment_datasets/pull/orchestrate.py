@@ -426,14 +426,14 @@ class _PullRun:
             self._salvage(pool, in_flight, staging)
             raise
         finally:
+            pool.shutdown(wait=True)
             if self.mask_pool is not None:
                 self.mask_pool.shutdown(wait=True)  # after the job threads that use it
-        pool.shutdown(wait=True)
 
     def _salvage(self, pool: ThreadPoolExecutor, in_flight, staging) -> None:
-        """On the way out of a failed pull, let running workers finish (each journals
-        its job) and drop what has not started: a job whose masks had not all started
-        downloading is not journalled, so the next run fetches it again."""
+        """On the way out of a failed pull, let running downloads finish and drop what
+        has not started. A job is journalled once its result and every mask are stored,
+        so a job whose masks had not all started is not, and the next run fetches it."""
         pool.shutdown(wait=True, cancel_futures=True)
         if self.mask_pool is not None:
             self.mask_pool.shutdown(wait=True, cancel_futures=True)
@@ -662,7 +662,7 @@ def _then(value: _T | Future[_T], fn: Callable[[_T], _U]) -> _U | Future[_U]:
     def run(done: Future[_T]) -> None:
         try:
             chained.set_result(fn(done.result()))
-        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+        except Exception as exc:  # noqa: BLE001 - handed to whoever waits
             chained.set_exception(exc)
 
     value.add_done_callback(run)
