@@ -410,3 +410,47 @@ def test_a_worker_takes_its_next_job_while_the_masks_download(tmp_path: Path,
     assert set(ds.masks["decode_status"]) == {"ok"}
     assert workers < peak["api"] <= 2 * workers
     assert peak["storage"] <= 2 * workers
+
+
+def test_a_key_refused_while_a_mask_downloads_stops_the_pull(tmp_path: Path) -> None:
+    # The key is revoked while the result's body is on its way: the mask's attachment
+    # request, made in a mask thread, is refused. The pull must stop with that error
+    # (not hang waiting for the job), and the job must not be journalled as done.
+    import threading
+
+    from playment_datasets.errors import AuthenticationError
+
+    batch = generate_batch(1, seed=4, kinds=["image_segmentation"], completed_fraction=1.0)
+    (job,) = batch.jobs
+    with Emulator(batch, latency_ms=200) as emu:
+        result_path = storage_path(emu.result_url(job.job_id))
+
+        def revoke_once_the_result_is_asked_for() -> None:
+            deadline = time.monotonic() + 30
+            while emu.stats.storage_requests[result_path] == 0 and time.monotonic() < deadline:
+                time.sleep(0.002)
+            emu.revoke_api_key(emu.api_key)  # the answer is still 200 ms away
+
+        watcher = threading.Thread(target=revoke_once_the_result_is_asked_for)
+        watcher.start()
+        got: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                do_pull(emu, tmp_path, workers=2, retry=QUICK_RETRY)
+            except BaseException as exc:  # noqa: BLE001 - the test looks at it
+                got.append(exc)
+
+        puller = threading.Thread(target=run, daemon=True)
+        puller.start()
+        puller.join(60)
+        watcher.join()
+        assert not puller.is_alive(), "the pull hung after the key was refused"
+        served = emu.stats
+    assert len(got) == 1 and isinstance(got[0], AuthenticationError), got
+    assert served.requests["attachment"] == 2  # the result's, then the mask's (refused)
+    assert served.storage_requests[result_path] == 1
+    assert not any(served.storage_requests[storage_path(u)] for u in job.truth.masks)
+    journals = list(tmp_path.glob("staging/*/*/journal.jsonl"))
+    lines = [line for j in journals for line in j.read_text().splitlines() if line.strip()]
+    assert not [json.loads(line) for line in lines if json.loads(line).get("job_id")]

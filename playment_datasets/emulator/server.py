@@ -328,6 +328,20 @@ class Emulator:
         with self._lock:
             self._keys[api_key] = frozenset(project_ids)
 
+    def revoke_api_key(self, api_key: str) -> None:
+        """Refuse ``api_key`` from now on (``auth-failure``), as after a user rotates it.
+
+        Example:
+            >>> import requests
+            >>> with Emulator(jobs=1) as emu:
+            ...     emu.revoke_api_key(emu.api_key)
+            ...     url = f"{emu.base_url}/v1/projects/{emu.project_id}/batch/{emu.batch_id}"
+            ...     requests.get(url, headers={"x-api-key": emu.api_key}, timeout=5).status_code
+            401
+        """
+        with self._lock:
+            self._keys.pop(api_key, None)
+
     def result_url(self, job_id: str) -> str:
         """The private (unsigned) result URL a completed job's record carries."""
         served = self._catalog.find_job(job_id)
