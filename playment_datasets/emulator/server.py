@@ -336,8 +336,9 @@ class Emulator:
             >>> with Emulator(jobs=1) as emu:
             ...     emu.revoke_api_key(emu.api_key)
             ...     url = f"{emu.base_url}/v1/projects/{emu.project_id}/batch/{emu.batch_id}"
-            ...     requests.get(url, headers={"x-api-key": emu.api_key}, timeout=5).status_code
-            401
+            ...     answer = requests.get(url, headers={"x-api-key": emu.api_key}, timeout=5)
+            >>> answer.json()["error"]["code"]
+            'auth-failure'
         """
         with self._lock:
             self._keys.pop(api_key, None)
