@@ -141,7 +141,8 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
         add("scaling", f"jobs/s workers={r['workers']} (baseline: latency bound)",
             r["jobs_per_s"], r["latency_bound_jobs_per_s"], r["share_of_bound"])
     for r in result.get("masks", {}).get("rows", []):
-        add("masks", f"pull s with masks @{r['latency_ms']:g} ms (baseline: masks=False)",
+        add("masks", f"pull s with masks @{r['latency_ms']:g} ms, {r['process']} process "
+                     "(baseline: masks=False)",
             r["seconds_with_masks"], r["seconds_without_masks"], r["ratio"])
     for r in result.get("startup", {}).get("rows", [])[1:]:
         add("startup", f"{r['command']} s (ratio: × python -c pass)", r["median_seconds"],

@@ -110,7 +110,8 @@ def test_scaling_reports_every_point_with_its_bound(report: dict[str, Any]) -> N
 def test_masks_compares_pulls_with_and_without_masks(report: dict[str, Any]) -> None:
     masks = report["masks"]
     assert masks["mask_size"] == [1024, 768]
-    assert [r["latency_ms"] for r in masks["rows"]] == [20.0, 100.0]
+    assert [(r["latency_ms"], r["process"]) for r in masks["rows"]] == [
+        (20.0, "fresh"), (20.0, "warm"), (100.0, "fresh"), (100.0, "warm")]
     for r in masks["rows"]:
         _positive(r, "jobs", "seconds_with_masks", "seconds_without_masks", "ratio",
                   "body_bytes_with_masks", "body_bytes_without_masks")
