@@ -11,7 +11,9 @@ Sections (each also runs alone as ``python benchmarks/bench_<name>.py``):
 6. scaling — pull() jobs/s as workers grows at 50 ms latency (bench_scaling);
 7. masks — a pull of segmentation jobs with 1024×768 PNG masks vs masks=False (bench_masks);
 8. startup — ``--help``, ``--version``, ``list``, ``tag``, ``show`` and ``import
-   playment_datasets`` vs ``python -c pass`` (bench_startup).
+   playment_datasets`` vs ``python -c pass`` (bench_startup);
+9. cli — ``playment-datasets pull`` of 300 jobs at 20 ms, a fresh process, vs the reference
+   script and the aiohttp peer on the same jobs (bench_cli).
 
 Every figure is a median of 3 runs (1 with ``--quick`` or ``--smoke``); every ratio is against a
 baseline measured in the same run. The machines are shared: compare ratios, not
@@ -40,6 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import (  # noqa: E402
+    bench_cli,
     bench_load,
     bench_masks,
     bench_normalize,
@@ -50,7 +53,7 @@ from benchmarks import (  # noqa: E402
 from benchmarks._common import add_size_arguments, print_table, runs_for, size_of  # noqa: E402
 
 #: Section names for ``--only`` (fetch includes the incremental re-pull).
-SECTIONS = ("fetch", "normalize", "memory", "load", "scaling", "masks", "startup")
+SECTIONS = ("fetch", "normalize", "memory", "load", "scaling", "masks", "startup", "cli")
 
 
 def run(size: str = "full", runs: int | None = None,
@@ -84,6 +87,8 @@ def run(size: str = "full", runs: int | None = None,
         result["masks"] = timed("masks", lambda: bench_masks.run(size, runs))
     if "startup" in only:
         result["startup"] = timed("startup", lambda: bench_startup.run(size, runs))
+    if "cli" in only:
+        result["cli"] = timed("cli", lambda: bench_cli.run(size, runs))
     result["summary"] = summary(result)
     result["section_seconds"] = seconds
     result["total_seconds"] = time.perf_counter() - started
@@ -147,6 +152,13 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
     for r in result.get("startup", {}).get("rows", [])[1:]:
         add("startup", f"{r['command']} s (ratio: × python -c pass)", r["median_seconds"],
             result["startup"]["baseline_seconds"], r["ratio_vs_python"])
+    if cli := result.get("cli"):
+        at = f"{cli['jobs']} jobs @{cli['latency_ms']:g} ms"
+        add("cli", f"CLI pull s, {at} (baseline: reference script)", cli["cli_seconds"],
+            cli["reference_seconds"], cli["speedup_vs_reference"])
+        add("cli", f"CLI pull s, {at} (baseline: aiohttp peer)", cli["cli_seconds"],
+            cli["peer_seconds"], cli["speedup_vs_peer"])
+        add("cli", f"CLI pull s outside listing + fetching, {at}", cli["cli_other_seconds"])
     return rows
 
 
@@ -159,7 +171,8 @@ def print_all(result: dict[str, Any]) -> None:
     if "memory" in result:
         bench_pull.print_tables({"memory": result["memory"]})
     for name, module in (("load", bench_load), ("scaling", bench_scaling),
-                         ("masks", bench_masks), ("startup", bench_startup)):
+                         ("masks", bench_masks), ("startup", bench_startup),
+                         ("cli", bench_cli)):
         if name in result:
             module.print_tables(result[name])
     size = "" if result["size"] == "full" else f"{result['size']}, "

@@ -136,9 +136,19 @@ def test_startup_times_every_light_command(report: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
+def test_cli_times_the_pull_command_against_the_reference_and_the_peer(
+        report: dict[str, Any]) -> None:
+    cli = report["cli"]
+    _positive(cli, "jobs", "reference_seconds", "peer_seconds", "cli_seconds",
+              "cli_pull_seconds", "speedup_vs_reference", "speedup_vs_peer")
+    assert cli["cli_pull_seconds"] < cli["cli_seconds"]
+    assert cli["key_leaks"]["cli"] == 0
+
+
+@pytest.mark.slow
 def test_summary_has_a_row_for_every_section(report: dict[str, Any]) -> None:
     sections = {r["section"] for r in report["summary"]}
     assert sections == {"fetch", "incremental", "normalize", "memory", "load", "scaling",
-                        "masks", "startup"}
+                        "masks", "startup", "cli"}
     for r in report["summary"]:
         assert isinstance(r["value"], (int, float)) and r["value"] >= 0, r
