@@ -13,7 +13,8 @@ Sections (each also runs alone as ``python benchmarks/bench_<name>.py``):
 8. startup — ``--help``, ``--version``, ``list``, ``tag``, ``show`` and ``import
    playment_datasets`` vs ``python -c pass`` (bench_startup);
 9. cli — ``playment-datasets pull`` of 300 jobs at 20 ms, a fresh process, vs the reference
-   script and the aiohttp peer on the same jobs (bench_cli).
+   script and the aiohttp peer on the same jobs (bench_cli);
+10. bulk — pull() of 20,000 jobs × 50 annotations vs the aiohttp peer (bench_bulk).
 
 Every figure is a median of 3 runs (1 with ``--quick`` or ``--smoke``); every ratio is against a
 baseline measured in the same run. The machines are shared: compare ratios, not
@@ -42,6 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import (  # noqa: E402
+    bench_bulk,
     bench_cli,
     bench_load,
     bench_masks,
@@ -53,7 +55,8 @@ from benchmarks import (  # noqa: E402
 from benchmarks._common import add_size_arguments, print_table, runs_for, size_of  # noqa: E402
 
 #: Section names for ``--only`` (fetch includes the incremental re-pull).
-SECTIONS = ("fetch", "normalize", "memory", "load", "scaling", "masks", "startup", "cli")
+SECTIONS = ("fetch", "normalize", "memory", "load", "scaling", "masks", "startup", "cli",
+            "bulk")
 
 
 def run(size: str = "full", runs: int | None = None,
@@ -89,6 +92,8 @@ def run(size: str = "full", runs: int | None = None,
         result["startup"] = timed("startup", lambda: bench_startup.run(size, runs))
     if "cli" in only:
         result["cli"] = timed("cli", lambda: bench_cli.run(size, runs))
+    if "bulk" in only:  # one run unless --runs says otherwise: it takes minutes
+        result["bulk"] = timed("bulk", lambda: bench_bulk.run(size, runs))
     result["summary"] = summary(result)
     result["section_seconds"] = seconds
     result["total_seconds"] = time.perf_counter() - started
@@ -159,6 +164,11 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
         add("cli", f"CLI pull s, {at} (baseline: aiohttp peer)", cli["cli_seconds"],
             cli["peer_seconds"], cli["speedup_vs_peer"])
         add("cli", f"CLI pull s outside listing + fetching, {at}", cli["cli_other_seconds"])
+    if bulk := result.get("bulk"):
+        add("bulk", f"pull s, {bulk['jobs']:,} jobs x {bulk['annotations_per_job']} annotations "
+                    "(baseline: aiohttp peer)",
+            bulk["pull_seconds"], bulk["peer_seconds"], 1 / bulk["pull_over_peer"])
+        add("bulk", "pull annotations/s, same run", bulk["pull_annotations_per_s"])
     return rows
 
 
@@ -172,7 +182,7 @@ def print_all(result: dict[str, Any]) -> None:
         bench_pull.print_tables({"memory": result["memory"]})
     for name, module in (("load", bench_load), ("scaling", bench_scaling),
                          ("masks", bench_masks), ("startup", bench_startup),
-                         ("cli", bench_cli)):
+                         ("cli", bench_cli), ("bulk", bench_bulk)):
         if name in result:
             module.print_tables(result[name])
     size = "" if result["size"] == "full" else f"{result['size']}, "

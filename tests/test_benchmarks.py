@@ -146,9 +146,17 @@ def test_cli_times_the_pull_command_against_the_reference_and_the_peer(
 
 
 @pytest.mark.slow
+def test_bulk_compares_a_large_pull_with_the_peer(report: dict[str, Any]) -> None:
+    bulk = report["bulk"]
+    _positive(bulk, "jobs", "annotations", "peer_seconds", "pull_seconds", "pull_over_peer",
+              "pull_annotations_per_s")
+    assert bulk["annotations"] >= bulk["jobs"]
+
+
+@pytest.mark.slow
 def test_summary_has_a_row_for_every_section(report: dict[str, Any]) -> None:
     sections = {r["section"] for r in report["summary"]}
     assert sections == {"fetch", "incremental", "normalize", "memory", "load", "scaling",
-                        "masks", "startup", "cli"}
+                        "masks", "startup", "cli", "bulk"}
     for r in report["summary"]:
         assert isinstance(r["value"], (int, float)) and r["value"] >= 0, r

@@ -172,3 +172,65 @@ def test_check_is_documented(tmp_path: Path) -> None:
     text = (Path(__file__).resolve().parents[1] / "docs" / "quality.md").read_text()
     for check in CHECKS:
         assert f"`{check}`" in text
+
+
+def _keys(q: Any, check: str) -> list[str]:
+    return list(q.loc[q["check"] == check, "annotation_key"])
+
+
+def test_polygon_points_are_matched_by_frame_and_a_missing_frame_matches_none() -> None:
+    def pts(key: str, frame: str | None, xy: list[tuple[float, float]]) -> list[dict[str, Any]]:
+        return [{"job_id": "j", "annotation_key": key, "frame_id": frame, "point_index": i,
+                 "x": x, "y": y} for i, (x, y) in enumerate(xy)]
+
+    read = reader({
+        "annotations": [
+            {"job_id": "j", "annotation_key": "j/p", "type": "polygon"},  # an image: no frame
+            {"job_id": "j", "annotation_key": "j/v", "frame_id": "f1", "type": "polygon"},
+            {"job_id": "j", "annotation_key": "j/w", "frame_id": "f2", "type": "polygon"},
+        ],
+        "points": (pts("j/p", None, [(0.1, 0.1), (0.5, 0.1), (0.3, 0.4)])
+                   + pts("j/p", "f9", [(0.1, 0.1), (0.2, 0.2), (0.3, 0.3)])  # another frame
+                   + pts("j/v", "f1", [(0.1, 0.1), (0.2, 0.5)])
+                   + pts("j/w", "f2", [(0.1, 0.1), (0.2, 0.2), (0.3, 0.3)])),
+    })
+    q = quality_findings(read)
+    assert _keys(q, "polygon_few_points") == ["j/v"]
+    assert "with 2 point(s)" in q.loc[q["check"] == "polygon_few_points", "message"].iloc[0]
+    assert _keys(q, "polygon_zero_area") == ["j/w"]
+    assert list(q.loc[q["check"] == "polygon_zero_area", "frame_id"]) == ["f2"]
+
+
+def test_duplicates_ignore_the_sign_of_zero_and_differences_below_a_millionth() -> None:
+    def box(key: str, label: str, x0: float, y1: float) -> dict[str, Any]:
+        return {"job_id": "j", "annotation_key": key, "type": "rectangle", "label": label,
+                "x_min": x0, "y_min": 0.0, "x_max": 0.5, "y_max": y1}
+
+    read = reader({"annotations": [box("j/a", "car", -0.0, 0.5),
+                                   box("j/b", "car", 0.0, 0.5 + 1e-9),  # the same box
+                                   box("j/c", "bus", 0.0, 0.5),  # another label
+                                   box("j/d", "car", 0.0, 0.5001)]})  # another box
+    assert _keys(quality_findings(read), "duplicate_shape") == ["j/b"]
+
+
+def test_an_attribute_is_expected_only_when_more_than_half_of_a_label_has_it() -> None:
+    ann = [{"job_id": "j", "annotation_key": f"j/{k}", "type": "rectangle", "label": label}
+           for k, label in (("c1", "car"), ("c2", "car"), ("c3", "car"), ("b1", "bus"),
+                            ("b2", "bus"))]
+    attrs = [{"job_id": "j", "annotation_key": f"j/{k}", "name": name, "value": "x"}
+             for k, name in (("c1", "occluded"), ("c2", "occluded"), ("c2", "occluded"),
+                             ("b1", "color"))]  # c2 twice: one annotation, counted once
+    q = quality_findings(reader({"annotations": ann, "attributes": attrs}))
+    assert _keys(q, "attribute_missing") == ["j/c3"]  # bus: 1 of 2 is not "most"
+    assert "'occluded'" in q.loc[q["check"] == "attribute_missing", "message"].iloc[0]
+
+
+def test_track_gaps_are_per_job() -> None:
+    ann = [{"job_id": job, "annotation_key": f"{job}/t1@f{i}", "track_id": "t1",
+            "frame_id": f"f{i}", "frame_index": i, "type": "rectangle", "label": "car"}
+           for job, frames in (("a", (0, 2, 5)), ("b", (0, 1))) for i in frames]
+    q = quality_findings(reader({"annotations": ann}))
+    gaps = q[q["check"] == "track_gap"]
+    assert list(gaps["job_id"]) == ["a"] and list(gaps["annotation_key"]) == ["a/t1@f0"]
+    assert "missing from 3 frame(s) between frames 0 and 5 (frame indexes 1, 3, 4)" in (
+        gaps["message"].iloc[0])

@@ -23,7 +23,9 @@ check                      severity  finding
 
 ``Dataset.quality()`` returns every finding; at commit, :func:`quality_counts` stores
 the count per check in the manifest (``manifest["extra"]["quality"]``) so ``check``
-and ``show`` answer without reading the tables.
+and ``show`` answer without reading the tables. The checks work on Arrow tables and
+NumPy arrays; only :func:`quality_findings` builds a DataFrame, so a commit counts the
+findings without importing pandas.
 
 Example:
     >>> ds.quality().groupby("check").size()         # doctest: +SKIP
@@ -34,15 +36,20 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from playment_datasets.schema import TABLES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["CHECKS", "FINDING_COLUMNS", "quality_counts", "quality_counts_of_dir",
            "quality_findings"]
@@ -57,171 +64,243 @@ FINDING_COLUMNS = ("check", "severity", "job_id", "annotation_key", "frame_id", 
 MOSTLY = 0.5
 _EPS = 1e-12
 _BOX = ["x_min", "y_min", "x_max", "y_max"]
+_KEYS = ["job_id", "annotation_key", "frame_id"]
+#: The frame id of an annotation without a frame, in joins and groupings (ids never
+#: hold a NUL character, so it matches no real frame).
+_NO_FRAME = "\x00"
+
+#: One finding without its check and severity: job id, annotation key, frame id, message.
+_Row = tuple[Any, Any, Any, str]
 
 
-def _frame(read: Reader, name: str, columns: Sequence[str]) -> pd.DataFrame:
+def _table(read: Reader, name: str, columns: Sequence[str]) -> pa.Table:
+    """The ``columns`` of a table; a column an older version lacks reads as nulls."""
     table = read(name, list(columns))
-    df = table.to_pandas()
+    schema = TABLES[name]
     for col in columns:
-        if col not in df.columns:
-            df[col] = None
-    return df
+        if col not in table.column_names:
+            typ = schema.field(col).type if col in schema.names else pa.string()
+            table = table.append_column(col, pa.nulls(len(table), typ))
+    return table.select(list(columns))
 
 
-def _findings(check: str, severity: str, rows: pd.DataFrame, message: pd.Series | str
-              ) -> pd.DataFrame:
-    out = pd.DataFrame({
-        "check": check, "severity": severity,
-        "job_id": rows["job_id"].astype(object).values if "job_id" in rows else None,
-        "annotation_key": (rows["annotation_key"].astype(object).values
-                           if "annotation_key" in rows else None),
-        "frame_id": rows["frame_id"].astype(object).values if "frame_id" in rows else None,
-        "message": message.values if isinstance(message, pd.Series) else message,
-    }, index=range(len(rows)))
-    return out
+def _floats(table: pa.Table, col: str) -> np.ndarray:
+    """A numeric column as float64, nulls as NaN."""
+    return np.asarray(table.column(col).cast(pa.float64()).to_numpy(), dtype="float64")
 
 
-def _boxes(ann: pd.DataFrame) -> list[pd.DataFrame]:
-    box = ann[_BOX].astype("float64")
-    has_box = box.notna().all(axis=1)
-    out = []
+def _is(table: pa.Table, col: str, value: str) -> np.ndarray:
+    """``table[col] == value`` as booleans (null: False)."""
+    return np.asarray(pc.fill_null(pc.equal(table.column(col), value), False))
+
+
+def _rows(table: pa.Table, where: np.ndarray,
+          message: str | Callable[[dict[str, Any]], str]) -> list[_Row]:
+    """Findings for the rows ``where`` (a boolean mask, or row indices) of ``table``;
+    ``message`` is one text for all, or made from each row (a dict of its columns)."""
+    picked = table.filter(pa.array(where)) if where.dtype.kind == "b" else table.take(
+        pa.array(where))
+    cols = {name: picked.column(name).to_pylist() for name in picked.column_names}
+    none = [None] * picked.num_rows
+    keys = [cols.get(name, none) for name in _KEYS]
+    if isinstance(message, str):
+        texts: Iterable[str] = [message] * picked.num_rows
+    else:
+        records = [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(),
+                                                                          strict=True)]
+        texts = map(message, records)
+    return list(zip(*keys, texts, strict=True))
+
+
+def _with_frame_key(table: pa.Table) -> pa.Table:
+    """``frame_id`` with nulls as :data:`_NO_FRAME`, so joins and groups match them."""
+    i = table.column_names.index("frame_id")
+    return table.set_column(i, "frame_id", pc.fill_null(table.column("frame_id"), _NO_FRAME))
+
+
+def _frame_of(value: Any) -> Any:
+    return None if value == _NO_FRAME else value
+
+
+def _boxes(ann: pa.Table) -> tuple[list[_Row], list[_Row]]:
+    box = np.column_stack([_floats(ann, c) for c in _BOX])
+    has_box = ~np.isnan(box).any(axis=1)
     outside = has_box & ((box < -_EPS) | (box > 1 + _EPS)).any(axis=1)
-    rows = ann[outside]
-    out.append(_findings("box_out_of_bounds", "warning", rows, rows.apply(
-        lambda r: f"{r['type']} {r['label']!s} box ({r['x_min']:.4g}, {r['y_min']:.4g}, "
-                  f"{r['x_max']:.4g}, {r['y_max']:.4g}) reaches outside [0, 1]", axis=1)
-        if len(rows) else ""))
-    rect = (ann["type"] == "rectangle") & has_box
-    flat = rect & (((box["x_max"] - box["x_min"]).abs() <= _EPS)
-                   | ((box["y_max"] - box["y_min"]).abs() <= _EPS))
-    rows = ann[flat]
-    out.append(_findings("box_degenerate", "error", rows,
-                         "rectangle of zero width or height"))
-    return out
+    x0, y0, x1, y1 = box.T
+    flat = _is(ann, "type", "rectangle") & has_box & (
+        (np.abs(x1 - x0) <= _EPS) | (np.abs(y1 - y0) <= _EPS))
+    return (
+        _rows(ann, outside, lambda r: f"{r['type']} {r['label']!s} box ({r['x_min']:.4g}, "
+                                      f"{r['y_min']:.4g}, {r['x_max']:.4g}, "
+                                      f"{r['y_max']:.4g}) reaches outside [0, 1]"),
+        _rows(ann, flat, "rectangle of zero width or height"),
+    )
 
 
-def _polygons(ann: pd.DataFrame, points: pd.DataFrame) -> list[pd.DataFrame]:
-    poly = ann[ann["type"] == "polygon"][["job_id", "annotation_key", "frame_id"]]
-    if poly.empty:
+def _polygons(ann: pa.Table, points: pa.Table) -> tuple[list[_Row], list[_Row]]:
+    poly = _with_frame_key(ann.filter(pa.array(_is(ann, "type", "polygon"))).select(_KEYS))
+    if not poly.num_rows:
+        return [], []
+    pts = _with_frame_key(points).join(poly, keys=_KEYS, join_type="inner")
+    pts = pts.sort_by([(k, "ascending") for k in [*_KEYS, "point_index"]])
+    n = pts.num_rows
+    counts: Counter[tuple[Any, ...]] = Counter()
+    starts = np.zeros(0, dtype="int64")
+    if n:
+        # a ring starts where any key differs from the row before (pts is sorted)
+        change = np.zeros(n, dtype=bool)
+        change[0] = True
+        for k in _KEYS:
+            col = pts.column(k)
+            change[1:] |= np.asarray(pc.fill_null(
+                pc.not_equal(col.slice(1), col.slice(0, n - 1)), True))
+        starts = np.flatnonzero(change)
+        sizes = np.diff(np.r_[starts, n])
+        firsts = pts.take(pa.array(starts)).select(_KEYS)
+        keys = zip(*(firsts.column(k).to_pylist() for k in _KEYS), strict=True)
+        counts = Counter(dict(zip(keys, sizes.tolist(), strict=True)))
+    few = []
+    for key in zip(*(poly.column(k).to_pylist() for k in _KEYS), strict=True):
+        if counts[key] < 3:
+            few.append((key[0], key[1], _frame_of(key[2]),
+                        f"polygon with {counts[key]} point(s); expected >= 3"))
+    if not n:
+        return few, []
+    # shoelace per ring: the next vertex within the ring, the first after the last
+    x, y = _floats(pts, "x"), _floats(pts, "y")
+    group = np.cumsum(change) - 1
+    last = np.r_[change[1:], True]
+    nxt = np.arange(1, n + 1)
+    nxt[last] = starts
+    cross = x * y[nxt] - x[nxt] * y
+    area = np.abs(np.bincount(group, weights=cross)) / 2
+    sizes = np.bincount(group)
+    zero = starts[(sizes >= 3) & (area <= 1e-12)]
+    flat = [(job, key, _frame_of(frame), message) for job, key, frame, message in
+            _rows(pts, zero, "polygon of zero area (its points are on one line)")]
+    return few, flat
+
+
+def _duplicates(ann: pa.Table) -> list[_Row]:
+    box = np.column_stack([_floats(ann, c) for c in _BOX])
+    shaped = np.flatnonzero(~np.isnan(box).any(axis=1))
+    if not len(shaped):
         return []
-    pts = points.merge(poly, on=["job_id", "annotation_key", "frame_id"])
-    pts = pts.sort_values(["job_id", "annotation_key", "frame_id", "point_index"])
-    counts = pts.groupby(["job_id", "annotation_key", "frame_id"], dropna=False).size()
-    keyed = poly.set_index(["job_id", "annotation_key", "frame_id"])
-    n = counts.reindex(keyed.index).fillna(0).astype(int)
-    few = n[n < 3]
-    few_rows = few.reset_index()
-    out = [_findings("polygon_few_points", "error", few_rows,
-                     few_rows[0].map(lambda k: f"polygon with {k} point(s); expected >= 3")
-                     if len(few_rows) else "")]
-    x = pts["x"].to_numpy(dtype="float64")
-    y = pts["y"].to_numpy(dtype="float64")
-    group = pts.groupby(["job_id", "annotation_key", "frame_id"], dropna=False,
-                        sort=False).ngroup().to_numpy()
-    if len(x):
-        # shoelace per ring: the next vertex within the ring, the first after the last
-        nxt = np.arange(1, len(x) + 1)
-        last = np.r_[group[1:] != group[:-1], True]
-        starts = np.r_[0, np.flatnonzero(last[:-1]) + 1]
-        nxt[last] = starts
-        cross = x * y[nxt] - x[nxt] * y
-        area = np.abs(np.bincount(group, weights=cross)) / 2
-        keys = pts.drop_duplicates(["job_id", "annotation_key", "frame_id"])
-        keys = keys.assign(area=area[: len(keys)], n=np.bincount(group))
-        zero = keys[(keys["n"] >= 3) & (keys["area"] <= 1e-12)]
-        out.append(_findings("polygon_zero_area", "error", zero,
-                             "polygon of zero area (its points are on one line)"))
-    return out
+    picked = ann.take(pa.array(shaped))
+    keys = {c: pc.fill_null(picked.column(c).cast(pa.string()), "")
+            for c in ("job_id", "frame_id", "sensor_id", "type", "label")}
+    rounded = np.round(box[shaped], 6) + 0.0  # + 0.0: -0.0 and 0.0 are one value
+    for i, c in enumerate(_BOX):
+        keys[c] = pa.array(rounded[:, i])
+    keys["row"] = pa.array(np.arange(len(shaped)))
+    grouped = pa.table(keys).group_by(list(keys)[:-1]).aggregate(
+        [("row", "min")])
+    first = np.zeros(len(shaped), dtype=bool)
+    first[np.asarray(grouped.column("row_min"))] = True
+    return _rows(picked, ~first, lambda r: f"a second {r['type']} {r['label']!s} with the "
+                                           "same box in this image")
 
 
-def _duplicates(ann: pd.DataFrame) -> pd.DataFrame:
-    shaped = ann[ann[_BOX].notna().all(axis=1)]
-    key = shaped[["job_id", "frame_id", "sensor_id", "type", "label"]].astype(object).fillna("")
-    key = key.assign(**{c: shaped[c].astype("float64").round(6) for c in _BOX})
-    dup = key.duplicated(keep="first")
-    rows = shaped[dup]
-    return _findings("duplicate_shape", "warning", rows, rows.apply(
-        lambda r: f"a second {r['type']} {r['label']!s} with the same box in this image",
-        axis=1) if len(rows) else "")
-
-
-def _track_gaps(ann: pd.DataFrame, frames: pd.DataFrame) -> pd.DataFrame:
-    tracked = ann[ann["track_id"].notna() & ann["frame_index"].notna()]
-    if tracked.empty:
-        return _findings("track_gap", "warning", tracked, "")
+def _track_gaps(ann: pa.Table) -> list[_Row]:
+    tracked = ann.filter(pc.and_(pc.is_valid(ann.column("track_id")),
+                                 pc.is_valid(ann.column("frame_index"))))
+    if not tracked.num_rows:
+        return []
+    tracked = tracked.select(["job_id", "track_id", "frame_index", "annotation_key"])
+    tracked = tracked.append_column("row", pa.array(np.arange(tracked.num_rows)))
+    spans = tracked.group_by(["job_id", "track_id"]).aggregate([
+        ("frame_index", "min"), ("frame_index", "max"), ("frame_index", "count_distinct"),
+        ("row", "min")])
+    lo, hi = spans.column("frame_index_min"), spans.column("frame_index_max")
+    width = pc.add(pc.subtract(hi, lo), 1)
+    gappy = spans.filter(pc.less(pc.cast(spans.column("frame_index_count_distinct"),
+                                         pa.int64()), pc.cast(width, pa.int64())))
+    if not gappy.num_rows:
+        return []
+    firsts = tracked.column("annotation_key").take(gappy.column("row_min")).to_pylist()
+    tracks = list(zip(gappy.column("job_id").to_pylist(), gappy.column("track_id").to_pylist(),
+                      strict=True))
+    indexes: dict[tuple[Any, Any], set[int]] = {t: set() for t in tracks}
+    among = tracked.filter(pc.is_in(tracked.column("track_id"), gappy.column("track_id")))
+    for job_id, track, index in zip(*(among.column(c).to_pylist() for c in (
+            "job_id", "track_id", "frame_index")), strict=True):
+        if (job_id, track) in indexes:
+            indexes[job_id, track].add(int(index))
     rows = []
-    for (job_id, track), group in tracked.groupby(["job_id", "track_id"], sort=True):
-        seen = sorted({int(i) for i in group["frame_index"]})
-        missing = sorted(set(range(seen[0], seen[-1] + 1)) - set(seen))
-        if missing:
-            rows.append({"job_id": job_id, "annotation_key": group["annotation_key"].iloc[0],
-                         "frame_id": None, "message": f"track {track} is missing from "
-                         f"{len(missing)} frame(s) between frames {seen[0]} and {seen[-1]} "
-                         f"(frame indexes {', '.join(map(str, missing[:5]))}"
-                         f"{', …' if len(missing) > 5 else ''})"})
-    df = pd.DataFrame(rows, columns=["job_id", "annotation_key", "frame_id", "message"])
-    return _findings("track_gap", "warning", df, df["message"])
+    for (job_id, track), key in sorted(zip(tracks, firsts, strict=True), key=lambda t: t[0]):
+        seen = sorted(indexes[job_id, track])
+        missing = sorted(set(range(seen[0], seen[-1] + 1)) - indexes[job_id, track])
+        rows.append((job_id, key, None, f"track {track} is missing from {len(missing)} "
+                     f"frame(s) between frames {seen[0]} and {seen[-1]} (frame indexes "
+                     f"{', '.join(map(str, missing[:5]))}{', …' if len(missing) > 5 else ''})"))
+    return rows
 
 
-def _empty_frames(ann: pd.DataFrame, frames: pd.DataFrame, jobs: pd.DataFrame) -> pd.DataFrame:
-    video_jobs = set(jobs.loc[jobs["result_kind"].isin(["video", "video_segmentation"]),
-                              "job_id"])
-    vf = frames[frames["job_id"].isin(video_jobs) & frames["sensor_id"].isna()]
-    covered = set(zip(ann["job_id"], ann["frame_id"], strict=True))
-    mask = [(j, f) not in covered for j, f in zip(vf["job_id"], vf["frame_id"], strict=True)]
-    rows = vf[mask]
-    return _findings("frame_without_annotations", "info", rows,
-                     "video frame without any annotation")
+def _empty_frames(ann: pa.Table, frames: pa.Table, jobs: pa.Table) -> list[_Row]:
+    kinds = pc.is_in(jobs.column("result_kind"), pa.array(["video", "video_segmentation"]))
+    video_jobs = jobs.column("job_id").filter(pc.fill_null(kinds, False)).unique()
+    if not len(video_jobs):
+        return []
+    vf = frames.filter(pc.and_(pc.is_in(frames.column("job_id"), video_jobs),
+                               pc.is_null(frames.column("sensor_id"))))
+    in_video = ann.filter(pc.is_in(ann.column("job_id"), video_jobs))
+    covered = set(zip(in_video.column("job_id").to_pylist(),
+                      in_video.column("frame_id").to_pylist(), strict=True))
+    uncovered = [(j, f) not in covered for j, f in zip(
+        vf.column("job_id").to_pylist(), vf.column("frame_id").to_pylist(), strict=True)]
+    return _rows(vf, np.array(uncovered, dtype=bool), "video frame without any annotation")
 
 
-def _segments(segments: pd.DataFrame, masks: pd.DataFrame) -> pd.DataFrame:
-    decoded = set(zip(masks.loc[masks["decode_status"] == "ok", "job_id"],
-                      masks.loc[masks["decode_status"] == "ok", "frame_id"].astype(object)
-                      .where(lambda s: s.notna(), None), strict=True))
-    pixels = pd.to_numeric(segments["n_pixels"], errors="coerce")
-    frame_ids = segments["frame_id"].astype(object).where(segments["frame_id"].notna(), None)
-    in_decoded = [(j, f) in decoded for j, f in zip(segments["job_id"], frame_ids,
-                                                    strict=True)]
+def _segments(segments: pa.Table, masks: pa.Table) -> list[_Row]:
+    ok = masks.filter(pa.array(_is(masks, "decode_status", "ok")))
+    decoded = set(zip(ok.column("job_id").to_pylist(), ok.column("frame_id").to_pylist(),
+                      strict=True))
     # a null count means "not measured" unless that mask was decoded
-    missing = (pixels == 0) | (pixels.isna() & pd.Series(in_decoded, index=segments.index))
-    rows = segments[missing]
-    return _findings("segment_missing_from_mask", "warning", rows, rows.apply(
-        lambda r: f"legend entry {r['label']!s} ({r['color']!s}) has no pixels in the mask",
-        axis=1) if len(rows) else "")
+    missing = [pixels == 0 or (pixels is None and (job, frame) in decoded)
+               for job, frame, pixels in zip(*(segments.column(c).to_pylist() for c in (
+                   "job_id", "frame_id", "n_pixels")), strict=True)]
+    return _rows(segments, np.array(missing, dtype=bool), lambda r: (
+        f"legend entry {r['label']!s} ({r['color']!s}) has no pixels in the mask"))
 
 
-def _not_completed(jobs: pd.DataFrame) -> pd.DataFrame:
-    rows = jobs[jobs["status"].astype(object).fillna("") != "completed"]
-    return _findings("job_not_completed", "info", rows, rows["status"].map(
-        lambda s: f"job status is {s!r}, not 'completed'; it has no annotations")
-        if len(rows) else "")
+def _not_completed(jobs: pa.Table) -> list[_Row]:
+    return _rows(jobs, ~_is(jobs, "status", "completed"), lambda r: (
+        f"job status is {r['status']!r}, not 'completed'; it has no annotations"))
 
 
-def _attributes(ann: pd.DataFrame, attrs: pd.DataFrame) -> pd.DataFrame:
-    labelled = ann[ann["label"].notna() & (ann["type"] != "classification")]
-    keys = ["job_id", "annotation_key", "frame_id"]
-    labelled = labelled[[*keys, "label"]].astype(object)
-    labelled["frame_id"] = labelled["frame_id"].where(labelled["frame_id"].notna(), None)
-    if labelled.empty or attrs.empty:
-        return _findings("attribute_missing", "warning", labelled.iloc[:0], "")
-    # attributes of an annotation: on the annotation itself (frame_id null) or its frame
-    present = attrs[["job_id", "annotation_key", "name"]].drop_duplicates().astype(object)
-    have = labelled.merge(present, on=["job_id", "annotation_key"], how="inner")
-    per_label = labelled.groupby("label").size()
-    share = have.drop_duplicates([*keys, "name"]).groupby(["label", "name"]).size()
-    wanted = share[share / per_label.reindex(share.index.get_level_values(0)).values > MOSTLY]
-    rows = []
-    have_set = set(zip(have["job_id"], have["annotation_key"], have["name"], strict=True))
-    for (label, name), _count in wanted.items():
-        group = labelled[labelled["label"] == label]
-        for job_id, key, frame_id in zip(group["job_id"], group["annotation_key"],
-                                         group["frame_id"], strict=True):
-            if (job_id, key, name) not in have_set:
-                rows.append({"job_id": job_id, "annotation_key": key, "frame_id": frame_id,
-                             "message": f"no {name!r} attribute, which most {label!s} "
-                                        "annotations have"})
-    df = pd.DataFrame(rows, columns=[*keys, "message"])
-    return _findings("attribute_missing", "warning", df, df["message"])
+def _attributes(ann: pa.Table, attrs: pa.Table) -> list[_Row]:
+    labelled = ann.filter(pc.and_(
+        pc.is_valid(ann.column("label")),
+        pc.fill_null(pc.not_equal(ann.column("type"), "classification"), True)))
+    if not labelled.num_rows or not attrs.num_rows:
+        return []
+    labelled = labelled.select([*_KEYS, "label"])
+    labelled = labelled.append_column("row", pa.array(np.arange(labelled.num_rows)))
+    present = attrs.group_by(["job_id", "annotation_key", "name"]).aggregate([])
+    have = labelled.join(present, keys=["job_id", "annotation_key"], join_type="inner")
+    # an annotation counts once per attribute name, under the label of its first row
+    once = have.group_by([*_KEYS, "name"]).aggregate([("row", "min")])
+    pairs = pa.table({"label": labelled.column("label").take(once.column("row_min")),
+                      "name": once.column("name")})
+    share = pairs.group_by(["label", "name"]).aggregate(
+        [("name", "count", pc.CountOptions(mode="all"))])
+    per_label = labelled.group_by("label").aggregate(
+        [("row", "count", pc.CountOptions(mode="all"))])
+    totals = dict(zip(per_label.column("label").to_pylist(),
+                      per_label.column("row_count").to_pylist(), strict=True))
+    wanted = sorted((label, name) for label, name, n in zip(
+        *(share.column(c).to_pylist() for c in ("label", "name", "name_count")), strict=True)
+        if n / totals[label] > MOSTLY)
+    found = []
+    for label, name in wanted:
+        with_name = present.filter(pc.equal(present.column("name"), name)).select(
+            ["job_id", "annotation_key"])
+        of_label = labelled.filter(pc.equal(labelled.column("label"), label))
+        lacking = of_label.join(with_name, keys=["job_id", "annotation_key"],
+                                join_type="left anti").sort_by("row")
+        found += _rows(lacking, np.ones(lacking.num_rows, dtype=bool),
+                       f"no {name!r} attribute, which most {label!s} annotations have")
+    return found
 
 
 #: Check name → severity, in report order.
@@ -232,6 +311,36 @@ CHECKS = {
     "frame_without_annotations": "info", "segment_missing_from_mask": "warning",
     "job_not_completed": "info", "attribute_missing": "warning",
 }
+
+
+def _findings(read: Reader) -> list[tuple[Any, ...]]:
+    """Every finding as ``(check, severity, job_id, annotation_key, frame_id, message)``,
+    in report order: by check, then job id and annotation key (stable)."""
+    ann = _table(read, "annotations", ["job_id", "annotation_key", "track_id", "frame_id",
+                                       "frame_index", "sensor_id", "type", "label", *_BOX])
+    jobs = _table(read, "jobs", ["job_id", "status", "result_kind"])
+    points = _table(read, "points", ["job_id", "annotation_key", "frame_id", "point_index",
+                                     "x", "y"])
+    frames = _table(read, "frames", ["job_id", "frame_id", "frame_index", "sensor_id"])
+    segments = _table(read, "segments", ["job_id", "annotation_key", "frame_id", "label",
+                                         "color", "n_pixels"])
+    masks = _table(read, "masks", ["job_id", "frame_id", "decode_status"])
+    attrs = _table(read, "attributes", ["job_id", "annotation_key", "frame_id", "name"])
+    outside, flat = _boxes(ann)
+    few, zero_area = _polygons(ann, points)
+    found = {
+        "box_out_of_bounds": outside, "box_degenerate": flat, "polygon_few_points": few,
+        "polygon_zero_area": zero_area, "duplicate_shape": _duplicates(ann),
+        "track_gap": _track_gaps(ann), "frame_without_annotations":
+        _empty_frames(ann, frames, jobs), "segment_missing_from_mask":
+        _segments(segments, masks), "job_not_completed": _not_completed(jobs),
+        "attribute_missing": _attributes(ann, attrs),
+    }
+    out = [(check, CHECKS[check], *row) for check in CHECKS for row in found[check]]
+    out.sort(key=lambda r: (str(r[2]), str(r[3])))  # stable: checks stay in CHECKS order
+    order = {name: i for i, name in enumerate(CHECKS)}
+    out.sort(key=lambda r: order[r[0]])
+    return out
 
 
 def quality_findings(read: Reader) -> pd.DataFrame:
@@ -249,28 +358,16 @@ def quality_findings(read: Reader) -> pd.DataFrame:
         >>> quality_findings(read)[["check", "job_id"]].values.tolist()
         [['job_not_completed', 'j1']]
     """
-    ann = _frame(read, "annotations", ["job_id", "annotation_key", "track_id", "frame_id",
-                                       "frame_index", "sensor_id", "type", "label", *_BOX])
-    jobs = _frame(read, "jobs", ["job_id", "status", "result_kind"])
-    points = _frame(read, "points", ["job_id", "annotation_key", "frame_id", "point_index",
-                                     "x", "y"])
-    frames = _frame(read, "frames", ["job_id", "frame_id", "frame_index", "sensor_id"])
-    segments = _frame(read, "segments", ["job_id", "annotation_key", "frame_id", "label",
-                                         "color", "n_pixels"])
-    masks = _frame(read, "masks", ["job_id", "frame_id", "decode_status"])
-    attrs = _frame(read, "attributes", ["job_id", "annotation_key", "frame_id", "name"])
-    parts = [*_boxes(ann), *_polygons(ann, points), _duplicates(ann),
-             _track_gaps(ann, frames), _empty_frames(ann, frames, jobs),
-             _segments(segments, masks), _not_completed(jobs), _attributes(ann, attrs)]
-    parts = [p for p in parts if len(p)]
-    if not parts:
+    import pandas as pd
+
+    rows = _findings(read)
+    if not rows:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
-    out = pd.concat(parts, ignore_index=True)
-    order = {name: i for i, name in enumerate(CHECKS)}
-    out = out.sort_values(by=["check", "job_id", "annotation_key"],
-                          key=lambda s: s.map(order) if s.name == "check" else s.astype(str),
-                          kind="stable", ignore_index=True)
-    return out[list(FINDING_COLUMNS)]
+    columns = list(zip(*rows, strict=True))
+    data: dict[str, Any] = dict(zip(FINDING_COLUMNS, map(list, columns), strict=True))
+    for name in ("annotation_key", "frame_id"):  # None where a check has none
+        data[name] = pd.Series(data[name], dtype=object)
+    return pd.DataFrame(data)
 
 
 def quality_counts(read: Reader) -> dict[str, int]:
@@ -281,9 +378,8 @@ def quality_counts(read: Reader) -> dict[str, int]:
         >>> quality_counts(lambda n, c: TABLES[n].empty_table().select(list(c)))["box_degenerate"]
         0
     """
-    findings = quality_findings(read)
-    counts = findings["check"].value_counts()
-    return {name: int(counts.get(name, 0)) for name in CHECKS}
+    counts = Counter(row[0] for row in _findings(read))
+    return {name: counts[name] for name in CHECKS}
 
 
 def quality_counts_of_dir(tables_dir: Path) -> dict[str, int]:

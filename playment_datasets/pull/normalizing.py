@@ -439,20 +439,35 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
 
 
 class _WithoutPandas:
-    """An import hook that refuses pandas: a worker builds Arrow arrays only, and pyarrow
-    would otherwise import pandas (the largest part of a worker's start-up) to check
-    whether each list it converts is a pandas object."""
+    """An import hook that refuses pandas (see :func:`refuse_pandas`)."""
 
     @staticmethod
     def find_spec(name: str, path: Any = None, target: Any = None) -> None:
         if name == "pandas" or name.startswith("pandas."):
-            raise ImportError("a normalizer process does not use pandas")
+            raise ImportError("pandas is left out of this process: it builds Arrow tables "
+                              "only (playment_datasets.pull.normalizing.refuse_pandas)")
+
+
+def refuse_pandas() -> None:
+    """Keep pandas out of this process, unless it is imported already.
+
+    For processes that only build and write Arrow tables — a normalizer worker, the
+    command-line ``pull`` — and so never need a DataFrame. pyarrow would otherwise
+    import pandas (about 0.2 s, and 0.1 s more to tear it down at exit) the first time
+    it converts a Python list, to check whether the list is a pandas object; with pandas
+    refused it simply goes on without. Never called by the library on a user's behalf:
+    ``pds.pull()`` in a notebook leaves the import system alone.
+
+    Example:
+        >>> refuse_pandas()  # doctest: +SKIP
+    """
+    if "pandas" not in sys.modules and _WithoutPandas not in sys.meta_path:
+        sys.meta_path.insert(0, _WithoutPandas)  # type: ignore[arg-type]
 
 
 def main() -> None:
     """Entry point of a worker process (``python -m playment_datasets.pull.normalizing``)."""
-    if "pandas" not in sys.modules:
-        sys.meta_path.insert(0, _WithoutPandas)  # type: ignore[arg-type]
+    refuse_pandas()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing printed may corrupt the answers
     try:
