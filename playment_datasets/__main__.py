@@ -1,5 +1,5 @@
 """``python -m playment_datasets`` runs the command line."""
 
-from playment_datasets.cli import main
+from playment_datasets.cli import console
 
-raise SystemExit(main())
+raise SystemExit(console())

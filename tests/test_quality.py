@@ -234,3 +234,20 @@ def test_track_gaps_are_per_job() -> None:
     assert list(gaps["job_id"]) == ["a"] and list(gaps["annotation_key"]) == ["a/t1@f0"]
     assert "missing from 3 frame(s) between frames 0 and 5 (frame indexes 1, 3, 4)" in (
         gaps["message"].iloc[0])
+
+
+def test_points_with_tied_indexes_keep_their_stored_order_in_a_large_table() -> None:
+    # Point names without a number ("a", "b") have a null index; a square p1, p2, a, b
+    # read as p1, p2, b, a is a bow-tie of zero area. 40,000 squares make tables large
+    # enough for the join to emit its rows out of order.
+    n = 40_000
+    keys = [f"j/g{i:06d}" for i in range(n)]
+    corners = [(0.1, 0.1), (0.5, 0.1), (0.5, 0.5), (0.1, 0.5)]
+    read = reader({
+        "annotations": [{"job_id": "j", "annotation_key": k, "type": "polygon"} for k in keys],
+        "points": [{"job_id": "j", "annotation_key": k, "point_index": index, "x": x, "y": y}
+                   for k in keys for index, (x, y) in zip((1, 2, None, None), corners,
+                                                           strict=True)],
+    })
+    q = quality_findings(read)
+    assert _keys(q, "polygon_zero_area") == [] and _keys(q, "polygon_few_points") == []

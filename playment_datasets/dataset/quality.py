@@ -94,22 +94,23 @@ def _is(table: pa.Table, col: str, value: str) -> np.ndarray:
     return np.asarray(pc.fill_null(pc.equal(table.column(col), value), False))
 
 
-def _rows(table: pa.Table, where: np.ndarray,
-          message: str | Callable[[dict[str, Any]], str]) -> list[_Row]:
-    """Findings for the rows ``where`` (a boolean mask, or row indices) of ``table``;
-    ``message`` is one text for all, or made from each row (a dict of its columns)."""
-    picked = table.filter(pa.array(where)) if where.dtype.kind == "b" else table.take(
-        pa.array(where))
-    cols = {name: picked.column(name).to_pylist() for name in picked.column_names}
-    none = [None] * picked.num_rows
+def _rows(table: pa.Table, message: str | Callable[[dict[str, Any]], str]) -> list[_Row]:
+    """A finding for every row of ``table``; ``message`` is one text for all, or made
+    from each row (a dict of its columns)."""
+    cols = {name: table.column(name).to_pylist() for name in table.column_names}
+    none = [None] * table.num_rows
     keys = [cols.get(name, none) for name in _KEYS]
     if isinstance(message, str):
-        texts: Iterable[str] = [message] * picked.num_rows
+        texts: Iterable[str] = [message] * table.num_rows
     else:
         records = [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(),
                                                                           strict=True)]
         texts = map(message, records)
     return list(zip(*keys, texts, strict=True))
+
+
+def _where(table: pa.Table, mask: np.ndarray) -> pa.Table:
+    return table.filter(pa.array(mask))
 
 
 def _with_frame_key(table: pa.Table) -> pa.Table:
@@ -130,35 +131,36 @@ def _boxes(ann: pa.Table) -> tuple[list[_Row], list[_Row]]:
     flat = _is(ann, "type", "rectangle") & has_box & (
         (np.abs(x1 - x0) <= _EPS) | (np.abs(y1 - y0) <= _EPS))
     return (
-        _rows(ann, outside, lambda r: f"{r['type']} {r['label']!s} box ({r['x_min']:.4g}, "
-                                      f"{r['y_min']:.4g}, {r['x_max']:.4g}, "
-                                      f"{r['y_max']:.4g}) reaches outside [0, 1]"),
-        _rows(ann, flat, "rectangle of zero width or height"),
+        _rows(_where(ann, outside), lambda r: (
+            f"{r['type']} {r['label']!s} box ({r['x_min']:.4g}, {r['y_min']:.4g}, "
+            f"{r['x_max']:.4g}, {r['y_max']:.4g}) reaches outside [0, 1]")),
+        _rows(_where(ann, flat), "rectangle of zero width or height"),
     )
 
 
 def _polygons(ann: pa.Table, points: pa.Table) -> tuple[list[_Row], list[_Row]]:
-    poly = _with_frame_key(ann.filter(pa.array(_is(ann, "type", "polygon"))).select(_KEYS))
+    poly = _with_frame_key(_where(ann, _is(ann, "type", "polygon")).select(_KEYS))
     if not poly.num_rows:
         return [], []
+    # "row" keeps the stored order of points whose indexes tie (names without a number
+    # have a null index): the join emits its rows in no set order
+    points = points.append_column("row", pa.array(np.arange(points.num_rows)))
     pts = _with_frame_key(points).join(poly, keys=_KEYS, join_type="inner")
-    pts = pts.sort_by([(k, "ascending") for k in [*_KEYS, "point_index"]])
+    pts = pts.sort_by([(k, "ascending") for k in [*_KEYS, "point_index", "row"]])
     n = pts.num_rows
-    counts: Counter[tuple[Any, ...]] = Counter()
-    starts = np.zeros(0, dtype="int64")
+    change = np.ones(min(n, 1), dtype=bool)  # where a ring starts (pts is sorted)
     if n:
-        # a ring starts where any key differs from the row before (pts is sorted)
         change = np.zeros(n, dtype=bool)
         change[0] = True
         for k in _KEYS:
             col = pts.column(k)
             change[1:] |= np.asarray(pc.fill_null(
                 pc.not_equal(col.slice(1), col.slice(0, n - 1)), True))
-        starts = np.flatnonzero(change)
-        sizes = np.diff(np.r_[starts, n])
-        firsts = pts.take(pa.array(starts)).select(_KEYS)
-        keys = zip(*(firsts.column(k).to_pylist() for k in _KEYS), strict=True)
-        counts = Counter(dict(zip(keys, sizes.tolist(), strict=True)))
+    starts = np.flatnonzero(change)
+    sizes = np.diff(np.r_[starts, n]).astype("int64")
+    firsts = pts.take(pa.array(starts)).select(_KEYS)
+    keys = zip(*(firsts.column(k).to_pylist() for k in _KEYS), strict=True)
+    counts = Counter(dict(zip(keys, sizes.tolist(), strict=True)))
     few = []
     for key in zip(*(poly.column(k).to_pylist() for k in _KEYS), strict=True):
         if counts[key] < 3:
@@ -174,10 +176,9 @@ def _polygons(ann: pa.Table, points: pa.Table) -> tuple[list[_Row], list[_Row]]:
     nxt[last] = starts
     cross = x * y[nxt] - x[nxt] * y
     area = np.abs(np.bincount(group, weights=cross)) / 2
-    sizes = np.bincount(group)
     zero = starts[(sizes >= 3) & (area <= 1e-12)]
     flat = [(job, key, _frame_of(frame), message) for job, key, frame, message in
-            _rows(pts, zero, "polygon of zero area (its points are on one line)")]
+            _rows(pts.take(pa.array(zero)), "polygon of zero area (its points are on one line)")]
     return few, flat
 
 
@@ -197,13 +198,14 @@ def _duplicates(ann: pa.Table) -> list[_Row]:
         [("row", "min")])
     first = np.zeros(len(shaped), dtype=bool)
     first[np.asarray(grouped.column("row_min"))] = True
-    return _rows(picked, ~first, lambda r: f"a second {r['type']} {r['label']!s} with the "
-                                           "same box in this image")
+    return _rows(_where(picked, ~first), lambda r: (
+        f"a second {r['type']} {r['label']!s} with the same box in this image"))
 
 
 def _track_gaps(ann: pa.Table) -> list[_Row]:
-    tracked = ann.filter(pc.and_(pc.is_valid(ann.column("track_id")),
-                                 pc.is_valid(ann.column("frame_index"))))
+    tracked = ann.filter(pc.and_(pc.and_(pc.is_valid(ann.column("track_id")),
+                                         pc.is_valid(ann.column("frame_index"))),
+                                 pc.is_valid(ann.column("job_id"))))
     if not tracked.num_rows:
         return []
     tracked = tracked.select(["job_id", "track_id", "frame_index", "annotation_key"])
@@ -248,7 +250,7 @@ def _empty_frames(ann: pa.Table, frames: pa.Table, jobs: pa.Table) -> list[_Row]
                       in_video.column("frame_id").to_pylist(), strict=True))
     uncovered = [(j, f) not in covered for j, f in zip(
         vf.column("job_id").to_pylist(), vf.column("frame_id").to_pylist(), strict=True)]
-    return _rows(vf, np.array(uncovered, dtype=bool), "video frame without any annotation")
+    return _rows(_where(vf, np.array(uncovered, dtype=bool)), "video frame without any annotation")
 
 
 def _segments(segments: pa.Table, masks: pa.Table) -> list[_Row]:
@@ -259,12 +261,12 @@ def _segments(segments: pa.Table, masks: pa.Table) -> list[_Row]:
     missing = [pixels == 0 or (pixels is None and (job, frame) in decoded)
                for job, frame, pixels in zip(*(segments.column(c).to_pylist() for c in (
                    "job_id", "frame_id", "n_pixels")), strict=True)]
-    return _rows(segments, np.array(missing, dtype=bool), lambda r: (
+    return _rows(_where(segments, np.array(missing, dtype=bool)), lambda r: (
         f"legend entry {r['label']!s} ({r['color']!s}) has no pixels in the mask"))
 
 
 def _not_completed(jobs: pa.Table) -> list[_Row]:
-    return _rows(jobs, ~_is(jobs, "status", "completed"), lambda r: (
+    return _rows(_where(jobs, ~_is(jobs, "status", "completed")), lambda r: (
         f"job status is {r['status']!r}, not 'completed'; it has no annotations"))
 
 
@@ -272,6 +274,7 @@ def _attributes(ann: pa.Table, attrs: pa.Table) -> list[_Row]:
     labelled = ann.filter(pc.and_(
         pc.is_valid(ann.column("label")),
         pc.fill_null(pc.not_equal(ann.column("type"), "classification"), True)))
+    attrs = attrs.filter(pc.is_valid(attrs.column("name")))  # a nameless one says nothing
     if not labelled.num_rows or not attrs.num_rows:
         return []
     labelled = labelled.select([*_KEYS, "label"])
@@ -291,16 +294,17 @@ def _attributes(ann: pa.Table, attrs: pa.Table) -> list[_Row]:
     wanted = sorted((label, name) for label, name, n in zip(
         *(share.column(c).to_pylist() for c in ("label", "name", "name_count")), strict=True)
         if n / totals[label] > MOSTLY)
-    found = []
-    for label, name in wanted:
-        with_name = present.filter(pc.equal(present.column("name"), name)).select(
-            ["job_id", "annotation_key"])
-        of_label = labelled.filter(pc.equal(labelled.column("label"), label))
-        lacking = of_label.join(with_name, keys=["job_id", "annotation_key"],
-                                join_type="left anti").sort_by("row")
-        found += _rows(lacking, np.ones(lacking.num_rows, dtype=bool),
-                       f"no {name!r} attribute, which most {label!s} annotations have")
-    return found
+    if not wanted:
+        return []
+    labels, names = zip(*wanted, strict=True)
+    expected = labelled.join(pa.table({"label": list(labels), "name": list(names),
+                                       "pair": list(range(len(wanted)))}), keys="label",
+                              join_type="inner")
+    lacking = expected.join(present, keys=["job_id", "annotation_key", "name"],
+                            join_type="left anti").sort_by([("pair", "ascending"),
+                                                            ("row", "ascending")])
+    return _rows(lacking, lambda r: (
+        f"no {r['name']!r} attribute, which most {r['label']!s} annotations have"))
 
 
 #: Check name → severity, in report order.
@@ -336,10 +340,9 @@ def _findings(read: Reader) -> list[tuple[Any, ...]]:
         _segments(segments, masks), "job_not_completed": _not_completed(jobs),
         "attribute_missing": _attributes(ann, attrs),
     }
-    out = [(check, CHECKS[check], *row) for check in CHECKS for row in found[check]]
-    out.sort(key=lambda r: (str(r[2]), str(r[3])))  # stable: checks stay in CHECKS order
     order = {name: i for i, name in enumerate(CHECKS)}
-    out.sort(key=lambda r: order[r[0]])
+    out = [(check, CHECKS[check], *row) for check in CHECKS for row in found[check]]
+    out.sort(key=lambda r: (order[r[0]], r[2] is None, str(r[2]), r[3] is None, str(r[3])))
     return out
 
 
@@ -365,7 +368,7 @@ def quality_findings(read: Reader) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in FINDING_COLUMNS})
     columns = list(zip(*rows, strict=True))
     data: dict[str, Any] = dict(zip(FINDING_COLUMNS, map(list, columns), strict=True))
-    for name in ("annotation_key", "frame_id"):  # None where a check has none
+    for name in ("annotation_key", "frame_id"):  # None where a finding has none
         data[name] = pd.Series(data[name], dtype=object)
     return pd.DataFrame(data)
 

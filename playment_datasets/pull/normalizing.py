@@ -444,19 +444,22 @@ class _WithoutPandas:
     @staticmethod
     def find_spec(name: str, path: Any = None, target: Any = None) -> None:
         if name == "pandas" or name.startswith("pandas."):
-            raise ImportError("pandas is left out of this process: it builds Arrow tables "
-                              "only (playment_datasets.pull.normalizing.refuse_pandas)")
+            raise ImportError(
+                "pandas is left out of this process, which builds Arrow tables only "
+                "(playment_datasets.pull.normalizing.refuse_pandas). To use pandas here, "
+                "import it before calling playment_datasets.")
 
 
 def refuse_pandas() -> None:
-    """Keep pandas out of this process, unless it is imported already.
+    """Keep pandas out of this process for good, unless it is imported already.
 
-    For processes that only build and write Arrow tables — a normalizer worker, the
-    command-line ``pull`` — and so never need a DataFrame. pyarrow would otherwise
-    import pandas (about 0.2 s, and 0.1 s more to tear it down at exit) the first time
-    it converts a Python list, to check whether the list is a pandas object; with pandas
-    refused it simply goes on without. Never called by the library on a user's behalf:
-    ``pds.pull()`` in a notebook leaves the import system alone.
+    Only for a process of our own that builds and writes Arrow tables and then ends: a
+    normalizer worker, and the ``pull`` and ``demo`` commands run as a command
+    (:func:`playment_datasets.cli.console`). pyarrow would otherwise import pandas
+    (about 0.2 s, and 0.1 s more to tear it down at exit) the first time it converts a
+    Python list, to check whether the list is a pandas object; refused, it goes on
+    without. The library never calls this on a user's behalf: ``pds.pull()`` and
+    ``cli.main()`` leave the import system alone.
 
     Example:
         >>> refuse_pandas()  # doctest: +SKIP

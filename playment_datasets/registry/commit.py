@@ -388,7 +388,7 @@ def commit_staging(
         return done
     check_staged(staging, counts, jobs_v)
     files = prepare_files(staging, counts, jobs_v, job_meta)
-    from playment_datasets.dataset.quality import quality_counts_of_dir  # pandas
+    from playment_datasets.dataset.quality import quality_counts_of_dir
 
     extra = {**extra, "quality": quality_counts_of_dir(staging.tables_path)}
     with reg.lock():
