@@ -123,8 +123,12 @@ def _frame_of(value: Any) -> Any:
     return None if value == _NO_FRAME else value
 
 
-def _boxes(ann: pa.Table) -> tuple[list[_Row], list[_Row]]:
-    box = np.column_stack([_floats(ann, c) for c in _BOX])
+def _box(ann: pa.Table) -> np.ndarray:
+    """The box columns as an n × 4 float array, nulls as NaN."""
+    return np.column_stack([_floats(ann, c) for c in _BOX])
+
+
+def _boxes(ann: pa.Table, box: np.ndarray) -> tuple[list[_Row], list[_Row]]:
     has_box = ~np.isnan(box).any(axis=1)
     outside = has_box & ((box < -_EPS) | (box > 1 + _EPS)).any(axis=1)
     x0, y0, x1, y1 = box.T
@@ -148,9 +152,8 @@ def _polygons(ann: pa.Table, points: pa.Table) -> tuple[list[_Row], list[_Row]]:
     pts = _with_frame_key(points).join(poly, keys=_KEYS, join_type="inner")
     pts = pts.sort_by([(k, "ascending") for k in [*_KEYS, "point_index", "row"]])
     n = pts.num_rows
-    change = np.ones(min(n, 1), dtype=bool)  # where a ring starts (pts is sorted)
+    change = np.zeros(n, dtype=bool)  # where a ring starts (pts is sorted)
     if n:
-        change = np.zeros(n, dtype=bool)
         change[0] = True
         for k in _KEYS:
             col = pts.column(k)
@@ -182,8 +185,7 @@ def _polygons(ann: pa.Table, points: pa.Table) -> tuple[list[_Row], list[_Row]]:
     return few, flat
 
 
-def _duplicates(ann: pa.Table) -> list[_Row]:
-    box = np.column_stack([_floats(ann, c) for c in _BOX])
+def _duplicates(ann: pa.Table, box: np.ndarray) -> list[_Row]:
     shaped = np.flatnonzero(~np.isnan(box).any(axis=1))
     if not len(shaped):
         return []
@@ -254,7 +256,7 @@ def _empty_frames(ann: pa.Table, frames: pa.Table, jobs: pa.Table) -> list[_Row]
 
 
 def _segments(segments: pa.Table, masks: pa.Table) -> list[_Row]:
-    ok = masks.filter(pa.array(_is(masks, "decode_status", "ok")))
+    ok = _where(masks, _is(masks, "decode_status", "ok"))
     decoded = set(zip(ok.column("job_id").to_pylist(), ok.column("frame_id").to_pylist(),
                       strict=True))
     # a null count means "not measured" unless that mask was decoded
@@ -330,11 +332,12 @@ def _findings(read: Reader) -> list[tuple[Any, ...]]:
                                          "color", "n_pixels"])
     masks = _table(read, "masks", ["job_id", "frame_id", "decode_status"])
     attrs = _table(read, "attributes", ["job_id", "annotation_key", "frame_id", "name"])
-    outside, flat = _boxes(ann)
+    box = _box(ann)
+    outside, flat = _boxes(ann, box)
     few, zero_area = _polygons(ann, points)
     found = {
         "box_out_of_bounds": outside, "box_degenerate": flat, "polygon_few_points": few,
-        "polygon_zero_area": zero_area, "duplicate_shape": _duplicates(ann),
+        "polygon_zero_area": zero_area, "duplicate_shape": _duplicates(ann, box),
         "track_gap": _track_gaps(ann), "frame_without_annotations":
         _empty_frames(ann, frames, jobs), "segment_missing_from_mask":
         _segments(segments, masks), "job_not_completed": _not_completed(jobs),
