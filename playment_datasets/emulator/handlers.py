@@ -231,7 +231,7 @@ class ApiHandler(_BaseHandler):
         routed = self._route(split.path)
         request_class = routed[0] if routed else "other"
         emulator._count_request(request_class)
-        emulator._pause(emulator._latency_seconds())
+        emulator._wait_latency()
         if emulator._is_down():
             emulator._count_fault("down")
             self._write(envelope_error("api_error", "Service unavailable, retry later.", 503))
@@ -409,7 +409,7 @@ class StorageHandler(_BaseHandler):
         if any(name.lower() == "x-api-key" for name in self.headers.keys()):
             emulator._count_leak()
         emulator._count_request("storage", unquote(split.path))
-        emulator._pause(emulator._latency_seconds())
+        emulator._wait_latency()
         params = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
         fault = emulator._next_fault("storage", unquote(split.path))
         if fault == "expire":
@@ -476,7 +476,7 @@ class PublicHandler(_BaseHandler):
         if any(name.lower() == "x-api-key" for name in self.headers.keys()):
             emulator._count_leak()
         emulator._count_request("public")
-        emulator._pause(emulator._latency_seconds())
+        emulator._wait_latency()
         path = unquote(urlsplit(self.path).path)
         found = (emulator.media_object(path[len(PUBLIC_PREFIX):])
                  if path.startswith(PUBLIC_PREFIX) else None)

@@ -73,6 +73,9 @@ class EmulatorStats:
     requests per object path (``urlsplit(url).path`` of a result or mask URL, unquoted).
     ``max_in_flight`` is the most GET requests each host (``api``, ``storage``,
     ``public``) was serving at once: what a client's concurrency looks like from outside.
+    Under ``all``, the most requests of any host that were waiting out their latency at
+    once (the moment between an answer's last byte and the handler's end, when the client
+    may already have sent its next request, is not counted there).
     """
 
     requests: Counter[str] = field(default_factory=Counter)
@@ -433,6 +436,14 @@ class Emulator:
     def _leave(self, host: str) -> None:
         with self._lock:
             self._in_flight[host] = max(0, self._in_flight[host] - 1)
+
+    def _wait_latency(self) -> None:
+        """Sleep the request's latency, counted in ``max_in_flight["all"]``."""
+        self._enter("all")
+        try:
+            self._pause(self._latency_seconds())
+        finally:
+            self._leave("all")
 
     def _count_fault(self, kind: str) -> None:
         with self._lock:

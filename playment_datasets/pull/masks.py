@@ -1,10 +1,11 @@
 """Mask files of segmentation results, fetched during a pull.
 
 A segmentation result holds only a legend and mask URLs; the masks are the annotations.
-Once a pull worker has a job's result it hands the job's masks to the mask threads and
-goes on to the next job; they fetch each mask through the same attachment endpoint (so
-with the same retries and timeouts), store it in the content-addressed object store and
-describe it in one entry per mask::
+Once a pull worker has a job's result it queues the job's masks as tasks of the pull's
+thread pool (so ``workers`` bounds every request in flight) and goes on to the next job.
+Each task fetches one mask through the same attachment endpoint (so with the same retries
+and timeouts), stores it in the content-addressed object store and describes it in one
+entry per mask::
 
     {"url": …, "frame_id": …, "kind": "png" | "pcd" | "labels",
      "sha256": … or None, "etag": … or None, "error": … (only when the fetch failed)}

@@ -273,9 +273,10 @@ class _PullRun:
         self.quarantined: dict[str, dict[str, Any]] = {}
         self.lock_timeout = lock_timeout
         self.previous: Previous | None = None  # read once the batch lock is held
-        #: threads that download the masks of the jobs the fetching threads hold, so
-        #: that a job's masks (one per frame of a video) download side by side
-        self.mask_pool: ThreadPoolExecutor | None = None
+        #: the fetching threads; a job's masks (one per frame of a video) are tasks of
+        #: the same pool, so they download side by side while the job's thread goes on
+        #: to the next job, and ``workers`` bounds every request in flight
+        self.pool: ThreadPoolExecutor | None = None
 
     def execute(self) -> Dataset:
         started = time.perf_counter()
@@ -384,9 +385,7 @@ class _PullRun:
         submit = self._submitter(journal, staging)
         streak = 0
         bar = make_progress(self.progress, desc="pulling", unit="job")
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="playment-pull")
-        if self.stats.with_masks:
-            self.mask_pool = ThreadPoolExecutor(self.workers, thread_name_prefix="playment-masks")
+        pool = self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="playment-pull")
 
         def top_up() -> None:
             while len(in_flight) < window:
@@ -427,16 +426,12 @@ class _PullRun:
             raise
         finally:
             pool.shutdown(wait=True)
-            if self.mask_pool is not None:
-                self.mask_pool.shutdown(wait=True)  # after the job threads that use it
 
     def _salvage(self, pool: ThreadPoolExecutor, in_flight, staging) -> None:
         """On the way out of a failed pull, let running downloads finish and drop what
         has not started. A job is journalled once its result and every mask are stored,
         so a job whose masks had not all started is not, and the next run fetches it."""
         pool.shutdown(wait=True, cancel_futures=True)
-        if self.mask_pool is not None:
-            self.mask_pool.shutdown(wait=True, cancel_futures=True)
         in_flight.clear()
 
     def _submitter(self, journal: Mapping[str, Any], staging: Staging):
@@ -512,21 +507,21 @@ class _PullRun:
 
     def _with_masks(self, outcome: _Outcome, before: Mapping[str, Any] | None
                     ) -> _Pending:
-        """Hand the job's masks to the mask threads: the outcome, complete once they are
+        """Queue the job's masks in the pull's pool: the outcome, complete once they are
         fetched (a future, unless there was nothing to fetch)."""
         if not self.stats.with_masks:
             return outcome
         fetching = _masks.fetch_job_masks(
             self.client, self.registry, outcome.content, outcome.sha256, before,
             self.previous is not None and self.previous.pulled_masks(),
-            decode=self.decode_in_threads, pool=self.mask_pool,
+            decode=self.decode_in_threads, pool=self.pool,
         )
         return _then(fetching, partial(_add_masks, outcome))
 
     def _resume_masks(self, outcome: _Outcome, stored: Any) -> _Pending:
         """Runs in a worker: the masks a journalled job lacks (its others are not asked for)."""
         fetching = _masks.resume_job_masks(self.client, self.registry, outcome.sha256, stored,
-                                           decode=self.decode_in_threads, pool=self.mask_pool)
+                                           decode=self.decode_in_threads, pool=self.pool)
         return _then(fetching, partial(_add_masks, outcome))
 
     def _job_record(

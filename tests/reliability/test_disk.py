@@ -10,6 +10,7 @@ directory (non-root) or a file where the registry needs a directory (root).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -129,6 +130,11 @@ def test_file_size_limit_gives_a_registry_error_and_keeps_versions(
     assert "File too large" in got["message"]
     assert b"Traceback" not in err
     _assert_untouched(root, emu, v1)
+    # The write that failed left nothing under an object's name: every stored object,
+    # referenced or not, holds the bytes its name says.
+    objects = [p for p in (root / "objects").glob("*/*") if p.is_file()]
+    assert objects and all(hashlib.sha256(p.read_bytes()).hexdigest() == p.parent.name + p.name
+                           for p in objects)
     # Once the limit is gone, the same pull finishes.
     assert do_pull(emu, root).version == 2
 
