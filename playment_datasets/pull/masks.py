@@ -2,7 +2,7 @@
 
 A segmentation result holds only a legend and mask URLs; the masks are the annotations.
 Once a pull worker has a job's result it queues the job's masks as tasks of the pull's
-thread pool (so ``workers`` bounds every request in flight) and goes on to the next job.
+thread pool (so ``workers`` bounds its requests in flight too) and goes on to the next job.
 Each task fetches one mask through the same attachment endpoint (so with the same retries
 and timeouts), stores it in the content-addressed object store and describes it in one
 entry per mask::

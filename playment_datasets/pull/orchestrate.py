@@ -275,7 +275,7 @@ class _PullRun:
         self.previous: Previous | None = None  # read once the batch lock is held
         #: the fetching threads; a job's masks (one per frame of a video) are tasks of
         #: the same pool, so they download side by side while the job's thread goes on
-        #: to the next job, and ``workers`` bounds every request in flight
+        #: to the next job, and ``workers`` bounds job and mask requests together
         self.pool: ThreadPoolExecutor | None = None
 
     def execute(self) -> Dataset:

@@ -4,13 +4,11 @@ Everything that must survive a crash is written the same way: to a temporary fil
 target directory, flushed and fsynced, then renamed over the target, then the directory
 is fsynced so the rename itself is durable. Files are created with the user's umask.
 
-Raw objects are the exception: :meth:`ObjectStore.put` creates a new object in place,
-under its final name, without an fsync, and :meth:`ObjectStore.sync` makes every object
-written since the last sync durable at once (one ``syncfs`` on Linux, else an fsync per
-file and directory). Whoever records an object durably elsewhere (a journal fsync, a
-commit, the media index) calls ``sync()`` first, after ``put`` returned; an object torn
-by a crash before that is found by its hash and written again. See docs/registry.md,
-"Durability of raw objects".
+Raw objects are the exception: :meth:`ObjectStore.put` writes and renames without an
+fsync, and :meth:`ObjectStore.sync` makes every object written since the last sync
+durable at once (one ``syncfs`` on Linux, else an fsync per file and directory). Whoever
+records an object durably elsewhere (a journal fsync, a commit, the media index) calls
+``sync()`` first; see docs/registry.md, "Durability of raw objects".
 """
 
 from __future__ import annotations
@@ -198,13 +196,6 @@ def syncfs(path: Path) -> bool:
         os.close(fd)
 
 
-def _inode(path: Path) -> int | None:
-    try:
-        return os.lstat(path).st_ino
-    except FileNotFoundError:
-        return None
-
-
 class ObjectStore:
     """Raw bytes stored by sha256 under ``root/ab/cdef…``; writes are idempotent.
 
@@ -243,10 +234,6 @@ class ObjectStore:
         """
         sha = hashlib.sha256(data).hexdigest()
         target = self.path(sha)
-        if self._create(target, data):
-            with self._pending_lock:
-                self._pending.add(sha)
-            return sha
         if self._same_bytes(target, data):
             # Refresh the mtime: gc spares recent objects, so an object that a pull is
             # about to reference cannot be collected between this call and its journal entry.
@@ -259,42 +246,6 @@ class ObjectStore:
         with self._pending_lock:
             self._pending.add(sha)
         return sha
-
-    @staticmethod
-    def _create(target: Path, data: bytes) -> bool:
-        """Write a new object under its final name: created exclusively, so never over
-        another file; False when a file of that name exists (or appeared meanwhile).
-
-        Half the cost of a temporary file and a rename, which matters with a put per
-        job. While it is written the file is incomplete; nobody reads it as an object
-        until ``put`` returned, and a put of the same bytes elsewhere compares them (an
-        incomplete copy then reads as torn and is replaced by a whole one, atomically).
-        """
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY
-        try:
-            fd = os.open(target, flags, 0o666)
-        except FileExistsError:
-            return False
-        except FileNotFoundError:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(target, flags, 0o666)
-            except FileExistsError:
-                return False
-        ino = None
-        try:
-            ino = os.fstat(fd).st_ino
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        except BaseException:
-            os.close(fd)
-            if ino is not None and _inode(target) == ino:  # leave no incomplete object
-                os.unlink(target)
-            raise
-        os.close(fd)
-        # confirm() elsewhere may have removed the name while the file was incomplete
-        return _inode(target) == ino
 
     @staticmethod
     def _same_bytes(target: Path, data: bytes) -> bool:
