@@ -7,6 +7,7 @@ under test.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -434,6 +435,33 @@ def test_masks_download_in_the_pulls_pool_beside_the_next_jobs(tmp_path: Path,
     # the first mask is asked for; queued behind the jobs already in the pool, it comes
     # after more.
     assert jobs_asked_at_first_mask and jobs_asked_at_first_mask[0] > workers
+
+
+def test_masks_of_a_job_running_when_the_pool_shuts_down_download_in_its_thread(
+        tmp_path: Path) -> None:
+    # A pull that stops (Ctrl-C, an outage) shuts its pool down and lets the jobs in its
+    # threads finish. Such a job's masks cannot be queued any more: they download in the
+    # job's own thread, so the job is journalled whole instead of fetched again.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from playment_datasets.api.client import PlaymentClient
+    from playment_datasets.pull.masks import fetch_job_masks
+
+    batch = generate_batch(1, seed=8, kinds=["video_segmentation"], completed_fraction=1.0)
+    (job,) = batch.jobs
+    served = {hashlib.sha256(body).hexdigest() for body in job.assets.values()}
+    registry = Registry(tmp_path)
+    pool = ThreadPoolExecutor(2)
+    pool.shutdown()
+    with Emulator(batch) as emu:
+        client = PlaymentClient(api_key=emu.api_key, base_url=emu.base_url)
+        got = fetch_job_masks(client, registry, job.result_bytes, None, None, False,
+                              pool=pool).result(timeout=60)
+        client.close()
+    shas = [entry["sha256"] for entry in got.entries]
+    assert len(shas) >= 2 and set(shas) <= served  # a mask per frame, each one served
+    assert all(registry.get_object(sha) for sha in shas)
+    assert got.fetched == len(set(e["url"] for e in got.entries)) and not got.failures
 
 
 def test_a_key_refused_while_a_mask_downloads_stops_the_pull(tmp_path: Path) -> None:

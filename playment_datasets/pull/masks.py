@@ -129,7 +129,7 @@ def fetch_masks(
         except Exception as exc:  # noqa: BLE001 - handed to whoever waits
             done.set_exception(exc)
         return done
-    futures = [pool.submit(plan.download, item) for item in downloads]
+    futures = [_submit(pool, plan.download, item) for item in downloads]
     left = [len(futures)]
     lock = threading.Lock()
 
@@ -149,6 +149,22 @@ def fetch_masks(
 
 
 _Item = tuple[dict[str, Any], MaskRef, "Mapping[str, Any] | None", "str | None"]
+
+
+def _submit(pool: Executor, download: Callable[[_Item], _Download],
+            item: _Item) -> Future[_Download]:
+    """``download(item)`` in the pool; here and now when the pool is shut down (a pull
+    that stops lets the jobs in its threads finish: their masks download in the same
+    thread, so those jobs are journalled whole rather than fetched again)."""
+    try:
+        return pool.submit(download, item)
+    except RuntimeError:  # "cannot schedule new futures after shutdown"
+        done: Future[_Download] = Future()
+        try:
+            done.set_result(download(item))
+        except Exception as exc:  # noqa: BLE001 - handed to whoever waits
+            done.set_exception(exc)
+        return done
 
 
 class _Plan:
