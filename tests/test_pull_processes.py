@@ -8,6 +8,7 @@ pull's process in ``/proc``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 import playment_datasets as pds
@@ -118,6 +120,41 @@ def test_worker_processes_give_the_same_tables(emu: Emulator, inline: Any, tmp_p
     ds = pull(emu, tmp_path, processes=processes)
     assert ds.pull_stats["processes"] == processes
     assert_same_tables(ds, inline)
+
+
+def test_close_takes_back_the_chunks_no_worker_started_and_keeps_the_order() -> None:
+    # Six chunks handed over at once, each larger than a pipe holds: the worker is still
+    # starting when the fetching ends, so close() normalizes the chunks still waiting to
+    # be fed itself, beside the worker. The tables come out as one process gives them,
+    # in the order the jobs came.
+    from playment_datasets.pull.normalizing import OrderedNormalizer
+
+    def result(i: int) -> bytes:
+        boxes = [{"_id": f"a{i}-{k}", "label": f"l{(i + k) % 7}",
+                  "coordinates": [{"x": 0.1, "y": 0.2}, {"x": 0.3 + k / 100, "y": 0.4}]}
+                 for k in range(30)]
+        return json.dumps({"annotations": boxes}).encode()
+
+    jobs = [(result(i), {"job_id": f"j{i:04d}", "status": "completed"})
+            for i in range(6 * CHUNK_JOBS + 10)]  # and a last, partial chunk
+    assert sum(len(raw) for raw, _ in jobs[:CHUNK_JOBS]) > 2 * 65536
+
+    def run(processes: int) -> tuple[dict[str, pa.Table], OrderedNormalizer]:
+        written: list[Any] = []
+        normalizer = OrderedNormalizer(written.append, processes=processes)
+        for raw, record in jobs:
+            normalizer.add(raw, record)
+        normalizer.close()
+        tables = {name: pa.concat_tables([t[name] for t in written if name in t])
+                  for name in ("jobs", "annotations", "points")}
+        return tables, normalizer
+
+    expected, _ = run(0)
+    got, normalizer = run(1)
+    assert normalizer.started == 1 and normalizer.taken_back >= 1
+    for name, table in expected.items():
+        assert got[name].equals(table), name
+    assert got["jobs"].column("job_id").to_pylist() == [r["job_id"] for _, r in jobs]
 
 
 def test_a_small_pull_starts_no_process(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ fetch. The tables come back and are written in the order the jobs were given, so
 output is exactly what one in-process :class:`~playment_datasets.normalize.BatchNormalizer`
 gives; the journal is written by the fetching threads as before, so resume after a
 kill is unchanged. When the workers fall two rounds of chunks behind, the pull
-normalizes the next chunk itself rather than wait.
+normalizes the next chunk itself rather than wait; once the fetching ends, it takes back
+the chunks no worker has started and normalizes them beside the workers.
 
 Small pulls never start a process: until there are 64 jobs (or masks worth about
 170 decodes of a 1024×768 raster) to give it, and whenever ``processes=0``, jobs are
@@ -174,6 +175,8 @@ class OrderedNormalizer:
         self._next = 0
         #: worker processes started so far (a pull reports it in its stats)
         self.started = 0
+        #: chunks given to a worker that :meth:`close` took back and normalized here
+        self.taken_back = 0
         self._seen_jobs = self._seen_work = 0
 
     @property
@@ -280,9 +283,23 @@ class OrderedNormalizer:
 
     def close(self) -> None:
         """Write every job given so far, in order; stop the workers. The normalizer can
-        still be used afterwards (in this process)."""
-        if self._chunk and self._workers and self.in_processes:
-            self._send_chunk()  # (or normalizes it here, when the workers are busy)
+        still be used afterwards (in this process).
+
+        The fetching is over, so this process has nothing else to do: it takes back the
+        chunks no worker has started reading and normalizes them (and the last, partial
+        chunk) while the workers finish theirs, instead of waiting for them to work
+        through their whole backlog.
+        """
+        if self._workers:
+            for worker in self._workers:
+                for chunk, future in worker.take_back():
+                    future.set_result(normalize_chunk(chunk))
+                    self.taken_back += 1
+            if self._chunk:
+                chunk, self._chunk, self._chunk_work = self._chunk, [], 0
+                done: Future[Tables] = Future()
+                done.set_result(normalize_chunk(chunk))
+                self._queue.append((chunk, done))
         self._drain()  # a small pull never fills a chunk: not worth starting a process
         self._write(self._inline.flush())
         self._shutdown()
@@ -350,6 +367,24 @@ class _Worker:
             self._pending[seq] = future
         self._outbox.put((seq, chunk))
         return future
+
+    def take_back(self) -> list[tuple[list[Item], Future[Tables]]]:
+        """The chunks submitted that the feeding thread has not started to send, with
+        their futures, for the caller to normalize itself (the worker never sees them)."""
+        taken: list[tuple[list[Item], Future[Tables]]] = []
+        while True:
+            try:
+                message = self._outbox.get_nowait()
+            except queue.Empty:
+                return taken
+            if message is None:  # closing: leave the end of input where it was
+                self._outbox.put(None)
+                return taken
+            seq, chunk = message
+            with self._lock:
+                future = self._pending.pop(seq, None)
+            if future is not None:
+                taken.append((chunk, future))
 
     def _feed(self) -> None:
         stdin = self._proc.stdin
