@@ -10,8 +10,9 @@ fetch. The tables come back and are written in the order the jobs were given, so
 output is exactly what one in-process :class:`~playment_datasets.normalize.BatchNormalizer`
 gives; the journal is written by the fetching threads as before, so resume after a
 kill is unchanged. When the workers fall two rounds of chunks behind, the pull
-normalizes the next chunk itself rather than wait; once the fetching ends, it takes back
-the chunks no worker has started and normalizes them beside the workers.
+normalizes the next chunk itself rather than wait; once the fetching ends, it normalizes
+the chunks no worker has picked up yet itself, one at a time, while the workers finish
+theirs.
 
 Small pulls never start a process: until there are 64 jobs (or masks worth about
 170 decodes of a 1024×768 raster) to give it, and whenever ``processes=0``, jobs are
@@ -127,6 +128,16 @@ def normalize_chunk(items: list[Item]) -> dict[str, Any]:
     for item in items:
         _add(normalizer, item)
     return normalizer.flush()
+
+
+def _normalize_into(future: Future[Tables], chunk: list[Item]) -> None:
+    """Normalize ``chunk`` here into ``future``. A chunk that raises is marked failed
+    rather than raising now: it is redone when its turn comes to be written, so an error
+    is raised at the same job, in listing order, as in a pull without workers."""
+    try:
+        future.set_result(normalize_chunk(chunk))
+    except Exception as exc:  # noqa: BLE001 - redone in order by _write_ready
+        future.set_exception(ChunkFailed(f"{type(exc).__name__}: {exc}"))
 
 
 def _work_of(value: Any) -> int:
@@ -285,25 +296,39 @@ class OrderedNormalizer:
         """Write every job given so far, in order; stop the workers. The normalizer can
         still be used afterwards (in this process).
 
-        The fetching is over, so this process has nothing else to do: it takes back the
-        chunks no worker has started reading and normalizes them (and the last, partial
-        chunk) while the workers finish theirs, instead of waiting for them to work
-        through their whole backlog.
+        The fetching is over, so this process has nothing else to do: it normalizes the
+        last, partial chunk, then takes back, one at a time, the chunks no worker's
+        feeding thread has picked up yet, while the workers go on with theirs, instead
+        of waiting for them to work through their whole backlog.
         """
-        if self._workers:
-            for worker in self._workers:
-                for chunk, future in worker.take_back():
-                    future.set_result(normalize_chunk(chunk))
-                    self.taken_back += 1
-            if self._chunk:
-                chunk, self._chunk, self._chunk_work = self._chunk, [], 0
-                done: Future[Tables] = Future()
-                done.set_result(normalize_chunk(chunk))
-                self._queue.append((chunk, done))
-        self._drain()  # a small pull never fills a chunk: not worth starting a process
-        self._write(self._inline.flush())
+        try:
+            if self._workers:
+                if self._chunk:
+                    chunk, self._chunk, self._chunk_work = self._chunk, [], 0
+                    done: Future[Tables] = Future()
+                    self._queue.append((chunk, done))
+                    _normalize_into(done, chunk)
+                self._share_backlog()
+            self._drain()  # a small pull never fills a chunk: not worth starting a process
+            self._write(self._inline.flush())
+        except BaseException:
+            self.abort()  # no worker left waiting, and a second close() cannot hang
+            raise
         self._shutdown()
         self.processes = 0
+
+    def _share_backlog(self) -> None:
+        """Normalize here the chunks the workers have not picked up, one at a time from
+        each worker in turn, until none is left waiting."""
+        taken = True
+        while taken:
+            taken = False
+            for worker in self._workers:
+                got = worker.take_back()
+                if got is not None:
+                    _normalize_into(got[1], got[0])
+                    self.taken_back += 1
+                    taken = True
 
     def abort(self) -> None:
         """Drop what was not written and stop the workers (the pull failed)."""
@@ -368,23 +393,23 @@ class _Worker:
         self._outbox.put((seq, chunk))
         return future
 
-    def take_back(self) -> list[tuple[list[Item], Future[Tables]]]:
-        """The chunks submitted that the feeding thread has not started to send, with
-        their futures, for the caller to normalize itself (the worker never sees them)."""
-        taken: list[tuple[list[Item], Future[Tables]]] = []
+    def take_back(self) -> tuple[list[Item], Future[Tables]] | None:
+        """The oldest chunk submitted that the feeding thread has not picked up, with
+        its future, for the caller to normalize itself (the worker never sees it);
+        ``None`` when there is none."""
         while True:
             try:
                 message = self._outbox.get_nowait()
             except queue.Empty:
-                return taken
+                return None
             if message is None:  # closing: leave the end of input where it was
                 self._outbox.put(None)
-                return taken
+                return None
             seq, chunk = message
             with self._lock:
                 future = self._pending.pop(seq, None)
-            if future is not None:
-                taken.append((chunk, future))
+            if future is not None:  # else the worker died: the chunk is redone in order
+                return chunk, future
 
     def _feed(self) -> None:
         stdin = self._proc.stdin
