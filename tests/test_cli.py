@@ -240,3 +240,19 @@ def test_emulator_command_serves_a_pullable_batch_until_ctrl_c(tmp_path: Path) -
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
     assert proc.returncode == 0
+
+
+def test_a_dependency_older_than_required_is_named_not_blamed_on_the_registry(
+        tmp_path: Path) -> None:
+    # urllib3 1.x, as an environment that pins it would have: no urllib3.connection API
+    # the client uses. The pull must say what to upgrade, not send the user to verify.
+    old = tmp_path / "site" / "urllib3"
+    old.mkdir(parents=True)
+    (old / "__init__.py").write_text('__version__ = "1.26.20"\n', encoding="utf-8")
+    got = run("pull", "p1", "b1", "--base-url", "http://127.0.0.1:9",
+              "--registry", str(tmp_path / "reg"),
+              env={"PLAYMENT_API_KEY": "k", "PYTHONPATH": str(tmp_path / "site")})
+    assert got.returncode == 1, got.stderr
+    assert "Traceback" not in got.stderr
+    assert "urllib3" in got.stderr and "pip install --upgrade playment-datasets" in got.stderr
+    assert "verify" not in got.stderr
