@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+import urllib3
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from playment_datasets.api.client import PlaymentClient, RetryPolicy
 from playment_datasets.api.transport import Watchdog
@@ -31,9 +34,10 @@ class AllAddressesServer:
     """An HTTP/1.1 keep-alive server on every loopback address at one port; it answers
     an API envelope on /v1/…, else a small body, and records what it was sent."""
 
-    def __init__(self, extra_headers: bytes = b"") -> None:
+    def __init__(self, extra_headers: bytes = b"", close_after_answer: bool = False) -> None:
         self.seen: list[Seen] = []
         self.extra_headers = extra_headers
+        self.close_after_answer = close_after_answer  # without saying so in a header
         self._sock = socket.create_server(("0.0.0.0", 0))
         self.port = self._sock.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -64,6 +68,8 @@ class AllAddressesServer:
                         if target.startswith("/v1/") else b"stored bytes")
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n" % len(body)
                              + self.extra_headers + b"\r\n" + body)
+                if self.close_after_answer:
+                    break
         except OSError:
             pass
         finally:
@@ -129,6 +135,47 @@ def test_download_targets_are_sent_as_urllib3_sends_them(server: AllAddressesSer
     client = _client(server.port)
     client.download(f"http://127.0.0.2:{server.port}{url_tail}")
     assert server.seen[-1].target == target
+
+
+#: Tab, CR and LF are left out: the client drops them from URLs as browsers do (urlsplit).
+_ANY = st.characters(codec="utf-8", exclude_characters="\t\r\n\x00")
+_ASCII = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+_PART = st.one_of(st.text(_ASCII, max_size=16), st.text(_ANY, max_size=16),
+                  st.lists(st.sampled_from(["%2F", "%2f", "%", "%4", "/", "a", "[", "?", "&"])
+                           ).map("".join))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=_PART, query=_PART.filter(bool))
+def test_any_download_target_is_sent_as_plain_urllib3_sends_it(path: str, query: str) -> None:
+    # Targets of plain ASCII go straight to a connection; others through urlopen. Either
+    # way the server must get the bytes urllib3's own request would have sent.
+    srv = AllAddressesServer()
+    try:
+        tail = "/" + path + "?" + query
+        url = f"http://127.0.0.2:{srv.port}{tail}"
+        with urllib3.PoolManager(retries=False) as plain:
+            plain.request("GET", url, redirect=False)
+        _client(srv.port).download(url)
+    finally:
+        srv.close()
+    assert len(srv.seen) == 2
+    assert srv.seen[1].target == srv.seen[0].target
+
+
+def test_connections_are_kept_alive_and_one_the_server_closed_is_not_reused() -> None:
+    kept, closing = AllAddressesServer(), AllAddressesServer(close_after_answer=True)
+    try:
+        for srv in (kept, closing):
+            client = _client(srv.port)  # one attempt: a request on a dead connection fails
+            for _ in range(4):
+                assert client.download(f"http://127.0.0.2:{srv.port}/x").content == b"stored bytes"
+                time.sleep(0.05)  # the server's close has arrived before the next request
+    finally:
+        kept.close()
+        closing.close()
+    assert len({s.peer_port for s in kept.seen}) == 1  # one connection carried all four
+    assert len({s.peer_port for s in closing.seen}) == 4
 
 
 def test_requests_carry_the_library_user_agent(server: AllAddressesServer) -> None:
