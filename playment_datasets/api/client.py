@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -200,6 +201,33 @@ class FetchedResult:
     etag: str | None
     not_modified: bool = False
     content_type: str | None = None
+
+
+_FOLD = re.compile(r"\r?\n[ \t]+")
+
+
+class _Headers(Mapping[str, str]):
+    """A response's headers (case-insensitive, as urllib3 gives them) with obsolete line
+    folding undone: before 2.8, urllib3 kept a folded value's line break, and an ETag
+    holding one could not be sent back in ``If-None-Match``."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Mapping[str, str]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, name: str) -> str:
+        value = self._raw[name]
+        return _FOLD.sub(" ", value) if "\n" in value else value
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 @dataclass(frozen=True)
@@ -689,7 +717,7 @@ class PlaymentClient:
                 answer.release_conn()
         if deadline.expired():  # a socket shut down at the deadline reads as a short body
             raise _Fatal(self._deadline_error(_safe_url(url), "while reading the body"))
-        resp = _Response(answer.status, answer.headers, content, url)
+        resp = _Response(answer.status, _Headers(answer.headers), content, url)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("GET %s -> %d (%.0f ms)", _safe_url(url), resp.status,
                       (time.perf_counter() - started) * 1000)

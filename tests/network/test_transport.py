@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 import pytest
 import urllib3
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from playment_datasets.api.client import PlaymentClient, RetryPolicy
 from playment_datasets.api.transport import Watchdog
 
 KEY = "transport-test-key-42"
+_URLLIB3 = tuple(int(part) for part in urllib3.__version__.split(".")[:2])
 
 
 @dataclass
@@ -150,6 +151,9 @@ _PART = st.one_of(st.text(_ASCII, max_size=16), st.text(_ANY, max_size=16),
 def test_any_download_target_is_sent_as_plain_urllib3_sends_it(path: str, query: str) -> None:
     # Targets of plain ASCII go straight to a connection; others through urlopen. Either
     # way the server must get the bytes urllib3's own request would have sent.
+    # urllib3 before 2.7 reads a request target starting with "//" as a host: one it
+    # re-encodes (urlopen) cannot be sent at all there (the client says so, unretried)
+    assume(not (path.startswith("/") and _URLLIB3 < (2, 7)))
     srv = AllAddressesServer()
     try:
         tail = "/" + path + "?" + query
