@@ -836,13 +836,18 @@ def _run(argv: Sequence[str] | None, *, own_process: bool) -> int:
             raise
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER
-    except ImportError as exc:  # an installed dependency older than the one required
+    except ImportError as exc:
         if args.debug:
             raise
-        print(f"error: {type(exc).__name__}: {_one_line(str(exc))}; a package playment-"
-              "datasets needs is missing or older than it requires. 'python -m pip check' "
-              "names it; 'python -m pip install --upgrade playment-datasets' brings the "
-              "versions it needs (or --debug for the traceback)", file=sys.stderr)
+        if not exc.name:  # ours: an optional extra to install, and which
+            print(f"error: {_one_line(str(exc))}", file=sys.stderr)
+            return EXIT_USER
+        # an import statement failed: a dependency is missing or older than required
+        print(f"error: {type(exc).__name__}: {_one_line(str(exc))}. The package "
+              f"{exc.name.partition('.')[0]!r} is missing or older than playment-datasets "
+              "requires ('python -m pip check' says which); 'python -m pip install "
+              "--upgrade playment-datasets' installs the versions it needs (or --debug for "
+              "the traceback)", file=sys.stderr)
         return EXIT_USER
     except Exception as exc:  # noqa: BLE001 - never a raw traceback without --debug
         if args.debug:

@@ -254,5 +254,20 @@ def test_a_dependency_older_than_required_is_named_not_blamed_on_the_registry(
               env={"PLAYMENT_API_KEY": "k", "PYTHONPATH": str(tmp_path / "site")})
     assert got.returncode == 1, got.stderr
     assert "Traceback" not in got.stderr
-    assert "urllib3" in got.stderr and "pip install --upgrade playment-datasets" in got.stderr
+    assert "The package 'urllib3' is missing or older" in got.stderr
+    assert "pip install --upgrade playment-datasets" in got.stderr
     assert "verify" not in got.stderr
+
+
+def test_a_missing_optional_extra_is_named_with_its_install_command(tmp_path: Path) -> None:
+    # fsspec (the s3 extra) shadowed by a package that cannot be imported
+    gone = tmp_path / "site" / "fsspec"
+    gone.mkdir(parents=True)
+    (gone / "__init__.py").write_text('raise ImportError("No module named fsspec")\n',
+                                      encoding="utf-8")
+    got = run("list", "--registry", "s3://bucket/registry",
+              env={"PYTHONPATH": str(tmp_path / "site")})
+    assert got.returncode == 1, got.stderr
+    assert "Traceback" not in got.stderr
+    assert "pip install 'playment-datasets[s3]'" in got.stderr
+    assert "--upgrade" not in got.stderr and "verify" not in got.stderr
