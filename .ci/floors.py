@@ -1,9 +1,9 @@
-"""Print pip constraints that pin every core dependency to the lowest version pyproject.toml
-allows.
+"""The lowest version of every core dependency that pyproject.toml allows, as pip
+constraints; and a check that an install holds exactly those.
 
-    python3 .ci/floors.py > floors.txt
+    python3 .ci/floors.py print > floors.txt      # Python 3.11+ (tomllib)
     python3 -m pip install -c floors.txt -e . pytest …
-    python3 .ci/floors.py --check       # what is installed is the floors
+    python .ci/floors.py check floors.txt         # in that venv, any Python 3.10+
 
 A fresh install resolves the newest versions, so a floor that is too low (a feature the
 code uses arrived later) goes unnoticed until a user with an older package installed runs
@@ -13,66 +13,74 @@ must state a floor (``>=``); a requirement without one fails here.
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-_FLOOR = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*>=\s*([^,;\s]+)[^;]*(;.*)?$",
+_FLOOR = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*([^;]*?)\s*(;.*)?$",
                     re.DOTALL)
 
 
-def _name(text: str) -> str:
-    return re.sub(r"[-_.]+", "-", text).lower()
+def floors(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
+    """``name==floor[ ; markers]`` for each core dependency, in pyproject order."""
+    import tomllib  # only here: the check runs on Python 3.10 too
 
-
-def floors(pyproject: Path = ROOT / "pyproject.toml") -> dict[str, str]:
-    """Normalized package name → ``name==floor[ ; markers]`` for each core dependency."""
     deps = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
-    out = {}
+    out = []
     for dep in deps:
         match = _FLOOR.match(dep)
-        if match is None:
-            raise SystemExit(f"pyproject.toml: the core dependency {dep!r} has no floor "
-                             "('>=' version); state the lowest version it works with")
-        name, _, version, markers = match.groups()
-        marker = " ".join((markers or "").split())
-        out[_name(name)] = f"{name}=={version}" + (f" {marker}" if marker else "")
+        specs = match.group(3).split(",") if match else []
+        lows = [s.strip()[2:].strip() for s in specs if s.strip().startswith(">=")]
+        if match is None or len(lows) != 1:
+            raise SystemExit(f"pyproject.toml: expected the core dependency {dep!r} to state "
+                             "one floor ('>=' version); state the lowest version it works with")
+        marker = " ".join((match.group(4) or "").split())
+        out.append(f"{match.group(1)}=={lows[0]}" + (f" {marker}" if marker else ""))
     return out
 
 
-def check() -> None:
-    """Fail unless every core dependency installed here is at its floor."""
+def check(constraints: Path) -> None:
+    """Fail unless every floor in ``constraints`` whose marker holds here is installed at
+    exactly that version."""
     from importlib.metadata import PackageNotFoundError, version
 
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
     wrong, checked = [], 0
-    for name, pin in floors().items():
-        if ";" in pin:
-            continue  # a platform-dependent package: may rightly be absent
+    for line in constraints.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        req = Requirement(line)
+        if req.marker is not None and not req.marker.evaluate():
+            continue  # not for this platform
+        (spec,) = req.specifier
         checked += 1
-        want = pin.split("==", 1)[1]
         try:
-            got = version(name)
+            got = version(req.name)
         except PackageNotFoundError:
-            got = "not installed"
-        if _padded(got) != _padded(want):
-            wrong.append(f"{name}: {got}, expected the floor {want}")
-    if wrong:
-        raise SystemExit("not the floors: " + "; ".join(wrong))
+            wrong.append(f"{req.name}: not installed, expected {spec.version}")
+            continue
+        if Version(got) != Version(spec.version):
+            wrong.append(f"{req.name}: {got} installed, expected the floor {spec.version}")
+    if wrong or not checked:
+        raise SystemExit("not the floors: " + ("; ".join(wrong) or f"none in {constraints}"))
     sys.stdout.write(f"{checked} core dependencies at their floors\n")
 
 
-def _padded(text: str) -> tuple[int, ...]:
-    parts = [int(p) for p in re.findall(r"\d+", text)[:3]]
-    return tuple(parts + [0] * (3 - len(parts)))
-
-
 def main() -> None:
-    if sys.argv[1:] == ["--check"]:
-        check()
-        return
-    sys.stdout.write("\n".join(floors().values()) + "\n")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("print", help="print the floors as pip constraints")
+    check_cmd = sub.add_parser("check", help="check that the installed versions are the floors")
+    check_cmd.add_argument("constraints", type=Path, help="what 'print' wrote")
+    args = parser.parse_args()
+    if args.command == "check":
+        check(args.constraints)
+    else:
+        sys.stdout.write("\n".join(floors()) + "\n")
 
 
 if __name__ == "__main__":

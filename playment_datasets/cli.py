@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import textwrap
@@ -839,15 +840,12 @@ def _run(argv: Sequence[str] | None, *, own_process: bool) -> int:
     except ImportError as exc:
         if args.debug:
             raise
-        if not exc.name:  # ours: an optional extra to install, and which
+        if not exc.name:  # raised by our own code (an optional extra): it says what to do
             print(f"error: {_one_line(str(exc))}", file=sys.stderr)
-            return EXIT_USER
-        # an import statement failed: a dependency is missing or older than required
-        print(f"error: {type(exc).__name__}: {_one_line(str(exc))}. The package "
-              f"{exc.name.partition('.')[0]!r} is missing or older than playment-datasets "
-              "requires ('python -m pip check' says which); 'python -m pip install "
-              "--upgrade playment-datasets' installs the versions it needs (or --debug for "
-              "the traceback)", file=sys.stderr)
+        else:  # an import failed: a dependency is missing or older than required
+            print(f"error: {type(exc).__name__}: {_one_line(str(exc))}. "
+                  f"{_dependency_advice(exc.name)} (or --debug for the traceback)",
+                  file=sys.stderr)
         return EXIT_USER
     except Exception as exc:  # noqa: BLE001 - never a raw traceback without --debug
         if args.debug:
@@ -856,6 +854,35 @@ def _run(argv: Sequence[str] | None, *, own_process: bool) -> int:
               "may be damaged: run 'playment-datasets verify' (or --debug for the traceback)",
               file=sys.stderr)
         return EXIT_USER
+
+
+def _dependency_advice(module: str) -> str:
+    """What to install when importing ``module`` failed: the package that provides it,
+    the version installed and the one playment-datasets requires."""
+    from importlib import metadata
+
+    top = module.partition(".")[0]
+    if top == "playment_datasets":
+        return ("playment-datasets itself is incomplete: reinstall it "
+                "(python -m pip install --force-reinstall playment-datasets)")
+    dist = (metadata.packages_distributions().get(top) or [top])[0]
+    try:
+        installed = f"{dist} {metadata.version(dist)} is installed"
+    except metadata.PackageNotFoundError:
+        installed = f"{dist} is not installed"
+    try:
+        required = metadata.requires("playment-datasets") or []
+    except metadata.PackageNotFoundError:
+        required = []
+    key = _canonical(dist)
+    wanted = next((r.split(";")[0].strip() for r in required
+                   if _canonical(re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0]) == key), dist)
+    return (f"{installed}; playment-datasets needs {wanted}. Install it with: "
+            f"python -m pip install '{wanted}'")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _one_line(text: str) -> str:

@@ -244,19 +244,35 @@ def test_emulator_command_serves_a_pullable_batch_until_ctrl_c(tmp_path: Path) -
 
 def test_a_dependency_older_than_required_is_named_not_blamed_on_the_registry(
         tmp_path: Path) -> None:
-    # urllib3 1.x, as an environment that pins it would have: no urllib3.connection API
-    # the client uses. The pull must say what to upgrade, not send the user to verify.
-    old = tmp_path / "site" / "urllib3"
-    old.mkdir(parents=True)
-    (old / "__init__.py").write_text('__version__ = "1.26.20"\n', encoding="utf-8")
+    # urllib3 1.26, as an environment that pins it has: its version in its metadata, and
+    # none of the urllib3 2 API the client imports. The pull must say what to install.
+    site = tmp_path / "site"
+    (site / "urllib3").mkdir(parents=True)
+    (site / "urllib3" / "__init__.py").write_text('__version__ = "1.26.20"\n',
+                                                  encoding="utf-8")
+    (site / "urllib3-1.26.20.dist-info").mkdir()
+    (site / "urllib3-1.26.20.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: urllib3\nVersion: 1.26.20\n", encoding="utf-8")
     got = run("pull", "p1", "b1", "--base-url", "http://127.0.0.1:9",
               "--registry", str(tmp_path / "reg"),
-              env={"PLAYMENT_API_KEY": "k", "PYTHONPATH": str(tmp_path / "site")})
+              env={"PLAYMENT_API_KEY": "k", "PYTHONPATH": str(site)})
     assert got.returncode == 1, got.stderr
     assert "Traceback" not in got.stderr
-    assert "The package 'urllib3' is missing or older" in got.stderr
-    assert "pip install --upgrade playment-datasets" in got.stderr
+    assert "urllib3 1.26.20 is installed; playment-datasets needs urllib3>=2.2" in got.stderr
+    assert "python -m pip install 'urllib3>=2.2'" in got.stderr
     assert "verify" not in got.stderr
+
+
+def test_an_old_urllib3_that_imports_is_refused_at_import_not_mid_pull() -> None:
+    # urllib3 2.0 and 2.1 have every name the client imports but not HTTPResponse.read1
+    code = ("import urllib3; urllib3.__version__ = '2.1.0'\n"
+            "try:\n    import playment_datasets.api.transport\n"
+            "except ImportError as exc:\n    print(exc.name, '|', exc)\n")
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.startswith("urllib3 | urllib3 2.1.0 is installed; playment-datasets "
+                                 "needs urllib3>=2.2"), got.stdout
 
 
 def test_a_missing_optional_extra_is_named_with_its_install_command(tmp_path: Path) -> None:

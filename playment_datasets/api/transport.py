@@ -39,6 +39,13 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError, SSLError
 
+#: The oldest urllib3 this module works with, as pyproject.toml says: bodies are read with
+#: ``HTTPResponse.read1`` (urllib3 2.2). Older ones fail here, not in the middle of a pull.
+URLLIB3_FLOOR = (2, 2)
+if tuple(int(n) for n in re.findall(r"\d+", urllib3.__version__)[:2]) < URLLIB3_FLOOR:
+    raise ImportError(f"urllib3 {urllib3.__version__} is installed; playment-datasets needs "
+                      "urllib3>=2.2 (it reads bodies with HTTPResponse.read1)", name="urllib3")
+
 __all__ = ["BodyError", "BodyTooLarge", "Deadline", "Pools", "Watchdog", "hopeless_reason",
            "quiet_urllib3", "read_body", "retry_after"]
 
