@@ -450,7 +450,14 @@ def _ssl_reason(text: str) -> str:
                    "certificate has expired", "Hostname mismatch", "doesn't match"):
         if marker.lower() in text.lower():
             return marker
-    return "certificate verify failed"
+    # OpenSSL's own words otherwise ("Missing Authority Key Identifier" from Python
+    # 3.13's strict checks, "unsuitable certificate purpose", …)
+    detail = _VERIFY_DETAIL.search(text)
+    return f"certificate verify failed: {detail.group(1)}" if detail else (
+        "certificate verify failed")
+
+
+_VERIFY_DETAIL = re.compile(r"certificate verify failed: ([^()]+?)\s*\(")
 
 
 

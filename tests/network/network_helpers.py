@@ -318,14 +318,16 @@ class PrivateCA:
     server: ssl.SSLContext
 
 
-@pytest.fixture(scope="session")
-def private_ca(tmp_path_factory: pytest.TempPathFactory) -> PrivateCA:
+def make_private_ca(root: Path, *, server_purpose: str = "serverAuth") -> PrivateCA:
+    """A CA of its own in ``root`` and a server context with a certificate it issued for
+    localhost, 127.0.0.1 and 127.0.0.2; ``server_purpose`` "clientAuth" gives that
+    certificate the wrong extended key usage."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    root = tmp_path_factory.mktemp("ca")
+    root.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "network-tests CA")])
@@ -339,10 +341,16 @@ def private_ca(tmp_path_factory: pytest.TempPathFactory) -> PrivateCA:
                                        key_encipherment=False, data_encipherment=False,
                                        key_agreement=False, encipher_only=False,
                                        decipher_only=False), critical=True)
+          # key identifiers: Python 3.13 verifies strictly (VERIFY_X509_STRICT) and
+          # refuses a chain without them, as it would a company CA's
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
+                         critical=False)
           .sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
     names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
              x509.IPAddress(ipaddress.ip_address("127.0.0.2"))]
+    purpose = {"serverAuth": ExtendedKeyUsageOID.SERVER_AUTH,
+               "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH}[server_purpose]
     cert = (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
             .issuer_name(ca_name).public_key(key.public_key())
@@ -350,6 +358,9 @@ def private_ca(tmp_path_factory: pytest.TempPathFactory) -> PrivateCA:
             .not_valid_before(now - datetime.timedelta(hours=1))
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca_key.public_key()), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
             .sign(ca_key, hashes.SHA256()))
     ca_pem = root / "ca.pem"
     ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
@@ -360,6 +371,11 @@ def private_ca(tmp_path_factory: pytest.TempPathFactory) -> PrivateCA:
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(root / "server.pem", root / "server.key")
     return PrivateCA(ca_pem, server)
+
+
+@pytest.fixture(scope="session")
+def private_ca(tmp_path_factory: pytest.TempPathFactory) -> PrivateCA:
+    return make_private_ca(tmp_path_factory.mktemp("ca"))
 
 
 # -- a pull in a child process, measured -----------------------------------------------

@@ -4,6 +4,7 @@ a real logging proxy and a TLS server with a private CA, both on loopback."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from network_helpers import API_KEY, BATCH, PROJECT
+from network_helpers import API_KEY, BATCH, PROJECT, make_private_ca
 
 import playment_datasets as pds
 
@@ -80,6 +81,17 @@ def test_private_ca_is_refused_at_once_without_a_bundle(
     assert "127.0.0.1" in str(caught.value)
     assert api.api.handshakes == 1  # a certificate error is not retried
     assert time.monotonic() - started < 5
+
+
+def test_a_refused_certificate_says_why_in_openssl_s_words(fake_api, tmp_path: Path) -> None:
+    # trusted CA, but a certificate for clients only: none of the usual reasons
+    wrong = make_private_ca(tmp_path / "ca", server_purpose="clientAuth")
+    api = fake_api(["a"], tls=wrong.server)
+    with pytest.raises(pds.TransportError) as caught:
+        _pull(api, tmp_path / "reg", ca_bundle=wrong.ca_pem)
+    # "unsuitable" in OpenSSL 3, "unsupported" in 1.1
+    assert re.search(r"certificate verify failed: \w+ certificate purpose", str(caught.value))
+    assert api.api.handshakes == 1  # not retried
 
 
 def test_private_ca_from_argument_and_environment(
