@@ -44,7 +44,8 @@ from urllib3.exceptions import NameResolutionError, SSLError
 URLLIB3_FLOOR = (2, 2)
 if tuple(int(n) for n in re.findall(r"\d+", urllib3.__version__)[:2]) < URLLIB3_FLOOR:
     raise ImportError(f"urllib3 {urllib3.__version__} is installed; playment-datasets needs "
-                      "urllib3>=2.2 (it reads bodies with HTTPResponse.read1)", name="urllib3")
+                      f"urllib3>={'.'.join(map(str, URLLIB3_FLOOR))} (it reads bodies with "
+                      "HTTPResponse.read1)", name="urllib3")
 
 __all__ = ["BodyError", "BodyTooLarge", "Deadline", "Pools", "Watchdog", "hopeless_reason",
            "quiet_urllib3", "read_body", "retry_after"]
@@ -453,8 +454,7 @@ def _ssl_reason(text: str) -> str:
     # OpenSSL's own words otherwise ("Missing Authority Key Identifier" from Python
     # 3.13's strict checks, "unsuitable certificate purpose", …)
     detail = _VERIFY_DETAIL.search(text)
-    return f"certificate verify failed: {detail.group(1)}" if detail else (
-        "certificate verify failed")
+    return "certificate verify failed" + (f": {detail.group(1)}" if detail else "")
 
 
 _VERIFY_DETAIL = re.compile(r"certificate verify failed: ([^()]+?)\s*\(")
