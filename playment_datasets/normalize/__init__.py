@@ -45,14 +45,17 @@ from playment_datasets.normalize._base import (
     need_dict,
 )
 from playment_datasets.normalize._batch import BatchRows, Span
+from playment_datasets.normalize._fast import Outline
+from playment_datasets.normalize._fast import fill as fill_fast
+from playment_datasets.normalize._fast import outline as outline_fast
 from playment_datasets.normalize._formats import (
     add_classification,
     add_cloud_segment,
-    add_frames,
     add_legend_list,
     add_legend_object,
     add_sensor_entry,
     add_video_segment,
+    frames_of,
     is_attribute_value,
     is_cuboid_3d,
 )
@@ -132,25 +135,6 @@ def _annotation_data(body: dict[str, Any], extra: dict[str, Any],
     return entries, path, nested
 
 
-def _frames_of(out: Out, body: dict[str, Any], extra: dict[str, Any], path: str,
-               nested_sensor_data: Any) -> None:
-    for name in ("video_data", "sensor_data"):
-        container = body.get(name)
-        if name == "sensor_data" and nested_sensor_data is not None:
-            container = nested_sensor_data
-        if container is None:
-            continue
-        container = need_dict(container, f"{path}.{name}")
-        rest = {k: v for k, v in container.items() if k != "frames"}
-        if rest:
-            extra[name] = rest
-        if container.get("frames") is not None:
-            add_frames(out, container["frames"], f"{path}.{name}.frames")
-    for name in ("frames", "Frames"):
-        if type(body.get(name)) is list:
-            add_frames(out, body[name], f"{path}.{name}")
-
-
 def _kind_of_entries(body: dict[str, Any], entries: list[Any]) -> str:
     dicts = [e for e in entries if type(e) is dict]
     if any("frames" in e for e in dicts):
@@ -221,7 +205,7 @@ def _fill(out: Out, body: dict[str, Any], kind: str, path: str) -> tuple[dict[st
         nested = None
         if "annotation_data" in body or "annotations_data" in body:
             entries, epath, nested = _annotation_data(body, extra, path)
-        _frames_of(out, body, extra, path, nested)
+        frames_of(out, body, extra, path, nested)
         masks = body.get("masks", body.get("Masks"))
         if masks is not None and type(masks) is not dict:
             out.keep(masks, f"{path}.masks", "an object of frame masks", extra, "masks")
@@ -358,6 +342,15 @@ def _failed(exc: Bad, job: Mapping[str, Any], job_id: str | None, kind: str, sha
     return job_rows(None, _jobs_row(job, job_id, kind, None, sha, None), error)
 
 
+def _fill_fast(out: Out, plan: Outline) -> tuple[dict[str, Any], str | None] | None:
+    """:func:`._fast.fill`, or None when the document nests deeper than ``json`` reads
+    (the general reader then reports it as too deep, as it would have anyway)."""
+    try:
+        return fill_fast(out, plan)
+    except RecursionError:
+        return None
+
+
 def _normalize_rows(raw: bytes | str | Mapping[str, Any] | None, job: Mapping[str, Any],
                     strict: bool, masks: MaskSource = None) -> _JobRows:
     """Parse and read one result into rows; every failure becomes an error row."""
@@ -365,6 +358,7 @@ def _normalize_rows(raw: bytes | str | Mapping[str, Any] | None, job: Mapping[st
     if raw is None:
         return _JobRows(job_rows(None, _jobs_row(job, job_id, "none", None,
                                                  _text(job.get("result_sha256")), None), None))
+    data = None
     if isinstance(raw, (bytes, bytearray, memoryview, str)):
         data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
         sha: str | None = hashlib.sha256(data).hexdigest()
@@ -373,19 +367,30 @@ def _normalize_rows(raw: bytes | str | Mapping[str, Any] | None, job: Mapping[st
     kind = "unknown"
     try:
         try:
-            parsed = _parse(raw) if isinstance(raw, (bytes, bytearray, memoryview, str)) else raw
-            body: Any = parsed
-            if type(parsed) is not dict:
-                raise bad("$", "a JSON object", parsed if type(parsed) is not str else "…")
-            path = "$"
-            outer: dict[str, Any] = {}
-            if "data" in parsed:
-                body = need_dict(parsed["data"], "$.data")
-                outer = {k: v for k, v in parsed.items() if k != "data"}
-                path = "$.data"
-            kind = detect_kind(body)
             out = Out(job_id, strict)
-            extra, image_url = _fill(out, body, kind, path)
+            outer: dict[str, Any] = {}
+            body: Any = None  # what mask_refs reads: nothing in image and video results
+            plan = outline_fast(data) if data is not None else None
+            filled = None
+            if plan is not None:
+                kind, path = plan.kind, plan.path
+                filled = _fill_fast(out, plan)
+            if filled is not None:
+                extra, image_url = filled
+            else:
+                out = Out(job_id, strict)
+                parsed = (_parse(raw) if isinstance(raw, (bytes, bytearray, memoryview, str))
+                          else raw)
+                body = parsed
+                if type(parsed) is not dict:
+                    raise bad("$", "a JSON object", parsed if type(parsed) is not str else "…")
+                path = "$"
+                if "data" in parsed:
+                    body = need_dict(parsed["data"], "$.data")
+                    outer = {k: v for k, v in parsed.items() if k != "data"}
+                    path = "$.data"
+                kind = detect_kind(body)
+                extra, image_url = _fill(out, body, kind, path)
             if out.failures and not (out.annotations or out.frames):
                 raise out.failures[0]  # nothing of the job could be read
             out.flush_warnings()

@@ -63,6 +63,27 @@ def add_frames(out: Out, frames: Any, path: str) -> None:
             _add_frame(out, frame, fpath, i)
 
 
+def frames_of(out: Out, body: dict[str, Any], extra: dict[str, Any], path: str,
+              nested_sensor_data: Any = None) -> None:
+    """The frames of a video or sensor-fusion body (``video_data``, ``sensor_data``,
+    ``frames``); the containers' other keys go to ``extra``."""
+    for name in ("video_data", "sensor_data"):
+        container = body.get(name)
+        if name == "sensor_data" and nested_sensor_data is not None:
+            container = nested_sensor_data
+        if container is None:
+            continue
+        container = need_dict(container, f"{path}.{name}")
+        rest = {k: v for k, v in container.items() if k != "frames"}
+        if rest:
+            extra[name] = rest
+        if container.get("frames") is not None:
+            add_frames(out, container["frames"], f"{path}.{name}.frames")
+    for name in ("frames", "Frames"):
+        if type(body.get(name)) is list:
+            add_frames(out, body[name], f"{path}.{name}")
+
+
 def _add_frame(out: Out, frame: Any, fpath: str, i: int) -> None:
     job_id = out.job_id
     frame = need_dict(frame, fpath)
@@ -409,6 +430,7 @@ __all__ = [
     "add_cloud_segment",
     "add_cuboid_3d",
     "add_frames",
+    "frames_of",
     "add_legend_list",
     "add_legend_object",
     "add_sensor_entry",

@@ -259,19 +259,26 @@ def add_tracker(out: Out, tracker: Any, path: str, ordinal: str) -> None:
     frames = need_dict(tracker.get("frames"), f"{path}.frames")
     rest = {k: v for k, v in tracker.items() if k not in _TRACKER_KNOWN}
     base = track_id if track_id is not None else ordinal
-    index = out.frame_index
     for frame_id, obj in frames.items():
         fpath = f"{path}.frames.{frame_id}"
         state = out.begin()  # one item per frame, without a with-block's frame
         try:
-            if type(obj) is not dict:
-                raise bad(fpath, "an annotation object", obj)
-            typ = shape_type(obj.get("type", tracker.get("type")), obj, fpath)
-            add_shape(out, typ, obj, fpath, ordinal, base=base, frame_id=frame_id,
-                      frame_index=index.get(frame_id), track_id=track_id,
-                      track_label=track_label, default_label=track_label,
-                      extra={"tracker": rest} if rest else None)
+            add_tracker_frame(out, obj, fpath, ordinal, base, frame_id, tracker.get("type"),
+                              track_id, track_label, rest)
         except Bad as exc:
             out.fail(state, exc)
         else:
             out.end(state)
+
+
+def add_tracker_frame(out: Out, obj: Any, fpath: str, ordinal: str, base: str, frame_id: str,
+                      tracker_type: Any, track_id: str | None, track_label: str | None,
+                      rest: dict[str, Any]) -> None:
+    """The annotation of one frame of a tracker (``rest``: the tracker's unknown keys)."""
+    if type(obj) is not dict:
+        raise bad(fpath, "an annotation object", obj)
+    typ = shape_type(obj.get("type", tracker_type), obj, fpath)
+    add_shape(out, typ, obj, fpath, ordinal, base=base, frame_id=frame_id,
+              frame_index=out.frame_index.get(frame_id), track_id=track_id,
+              track_label=track_label, default_label=track_label,
+              extra={"tracker": rest} if rest else None)
