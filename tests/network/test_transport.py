@@ -75,6 +75,9 @@ class AllAddressesServer:
         except OSError:
             pass
         finally:
+            # the file from makefile() holds the socket open: close both, then say so
+            # (released before the close, a request sent in between met a reset)
+            reader.close()
             conn.close()
             self.closed.release()
 
