@@ -19,7 +19,8 @@ Usage:
     python benchmarks/bench_normalize.py --per-job 40   # bigger jobs
     python benchmarks/bench_normalize.py --previous-tree ../old-checkout
         # also: BatchNormalizer of another checkout (e.g. main) on the same jobs,
-        # each in a fresh process, alternating, CPU time of one core
+        # each in a fresh process, alternating, CPU time of one core (fastest of three
+        # passes per process, and the first pass)
 """
 
 # ruff: noqa: T201  (a command-line script: it reports on stdout)
@@ -124,46 +125,61 @@ def make_jobs(target: int, per_job: int) -> tuple[list[tuple[str, bytes]], int]:
     return jobs, n_annotations
 
 
-# One BatchNormalizer pass over pickled jobs, in a fresh process of a given checkout.
+# BatchNormalizer passes over pickled jobs, in a fresh process of a given checkout: the
+# CPU time of the first pass and of the fastest of three (this code runs on shared
+# machines, where another tenant can slow any one pass by a third).
 _CHILD = """
 import pickle
 from playment_datasets.normalize import BatchNormalizer
 from playment_datasets.pull.orchestrate import _ROWS_PER_WRITE
 jobs = pickle.load(open(sys.argv[1], "rb"))
 records = [{"job_id": jid, "status": "completed"} for jid, _ in jobs]
-started = time.process_time()
-normalizer = BatchNormalizer()
-rows = 0
-for (_, raw), rec in zip(jobs, records):
-    normalizer.add(raw, rec)
-    if normalizer.rows >= _ROWS_PER_WRITE:
-        rows += normalizer.flush()["annotations"].num_rows
-rows += normalizer.flush()["annotations"].num_rows
-_report(cpu_seconds=time.process_time() - started, rows=rows)
+passes = []
+for _ in range(3):
+    started = time.process_time()
+    normalizer = BatchNormalizer()
+    rows = 0
+    for (_, raw), rec in zip(jobs, records):
+        normalizer.add(raw, rec)
+        if normalizer.rows >= _ROWS_PER_WRITE:
+            rows += normalizer.flush()["annotations"].num_rows
+    rows += normalizer.flush()["annotations"].num_rows
+    passes.append(time.process_time() - started)
+_report(first_cpu_seconds=passes[0], cpu_seconds=min(passes), rows=rows)
 """
 
 
 def compare_trees(jobs: list[tuple[str, bytes]], n_annotations: int, previous: str,
                   repeat: int) -> dict[str, Any]:
-    """BatchNormalizer of this checkout and of ``previous``, alternating in fresh processes."""
+    """BatchNormalizer of this checkout and of ``previous``, alternating in fresh processes.
+
+    Each process reports its first pass and its fastest of three; the figures are the
+    medians over ``max(repeat, 5)`` processes per checkout.
+    """
     times: dict[str, list[float]] = {"this": [], "previous": []}
+    firsts: dict[str, list[float]] = {"this": [], "previous": []}
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "jobs.pickle")
         with open(path, "wb") as f:
             pickle.dump(jobs, f)
-        for _ in range(max(repeat, 3)):
+        for _ in range(max(repeat, 5)):
             for name, tree in (("this", str(ROOT)), ("previous", previous)):
                 got = run_child(_CHILD, path, env={"PYTHONPATH": tree})
                 if got["rows"] != n_annotations:
                     raise RuntimeError(f"{tree}: BatchNormalizer made {got['rows']} annotation "
                                        f"rows, expected {n_annotations}")
                 times[name].append(got["cpu_seconds"])
+                firsts[name].append(got["first_cpu_seconds"])
     this, before = statistics.median(times["this"]), statistics.median(times["previous"])
+    first, first_before = statistics.median(firsts["this"]), statistics.median(firsts["previous"])
     return {
         "previous_tree": previous,
         "this_cpu_annotations_per_s": round(n_annotations / this),
         "previous_cpu_annotations_per_s": round(n_annotations / before),
         "speedup_vs_previous": round(before / this, 2),
+        "this_first_pass_annotations_per_s": round(n_annotations / first),
+        "previous_first_pass_annotations_per_s": round(n_annotations / first_before),
+        "first_pass_speedup_vs_previous": round(first_before / first, 2),
     }
 
 
@@ -253,11 +269,16 @@ def print_tables(report: dict[str, Any]) -> None:
     if "previous_tree" in report:
         print_table(
             f"BatchNormalizer vs {report['previous_tree']}: same jobs, fresh processes, "
-            "alternating, median CPU time of one core", [
+            "alternating; CPU time of one core, median over processes of the fastest of "
+            "three passes (and of the first pass)", [
                 {"checkout": "this", "annotations/s": report["this_cpu_annotations_per_s"],
-                 "vs previous": report["speedup_vs_previous"]},
+                 "vs previous": report["speedup_vs_previous"],
+                 "first pass annotations/s": report["this_first_pass_annotations_per_s"],
+                 "first pass vs previous": report["first_pass_speedup_vs_previous"]},
                 {"checkout": report["previous_tree"],
-                 "annotations/s": report["previous_cpu_annotations_per_s"], "vs previous": 1.0},
+                 "annotations/s": report["previous_cpu_annotations_per_s"], "vs previous": 1.0,
+                 "first pass annotations/s": report["previous_first_pass_annotations_per_s"],
+                 "first pass vs previous": 1.0},
             ])
 
 

@@ -367,13 +367,13 @@ def _normalize_rows(raw: bytes | str | Mapping[str, Any] | None, job: Mapping[st
     kind = "unknown"
     try:
         try:
-            out = Out(job_id, strict)
             outer: dict[str, Any] = {}
             body: Any = None  # what mask_refs reads: nothing in image and video results
             plan = outline_fast(data) if data is not None else None
             filled = None
             if plan is not None:
                 kind, path = plan.kind, plan.path
+                out = Out(job_id, strict, columnar=True)
                 filled = _fill_fast(out, plan)
             if filled is not None:
                 extra, image_url = filled

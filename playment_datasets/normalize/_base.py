@@ -224,6 +224,18 @@ class Columns:
         for col in self.cols:
             del col[index]
 
+    def append(self, row: tuple[Any, ...]) -> None:
+        """Add one row given as a tuple, ``job_id`` first (as the row lists take them)."""
+        append_row(self.cols, row[1:])
+
+
+def append_row(cols: Sequence[list[Any]], values: Sequence[Any]) -> None:
+    """Append ``values[i]`` to ``cols[i]``, in one C loop (``list.append`` returns None,
+    so ``any`` runs them all)."""
+    if len(cols) != len(values):
+        raise ValueError(f"expected a row of {len(cols)} values, got {len(values)}")
+    any(map(list.append, cols, values))
+
 
 _ItemState = tuple[tuple[int, ...], str | None, list[list[Any]]]
 
@@ -268,7 +280,7 @@ class Out:
     ``strict`` every such problem raises :class:`Bad` instead.
     """
 
-    def __init__(self, job_id: str | None, strict: bool = False) -> None:
+    def __init__(self, job_id: str | None, strict: bool = False, columnar: bool = False) -> None:
         self.job_id = job_id
         self.strict = strict
         self.failures: list[Bad] = []
@@ -281,15 +293,20 @@ class Out:
         self.seen: set[str] = set()
         self.next_suffix: dict[str, int] = {}
         self.frame_index: dict[str, int] = {}
-        self.annotations: list[tuple[Any, ...]] = []
+        # columnar: the three tables of many rows are held as columns too (the fast path
+        # appends to them a column at a time; the others append row tuples all the same)
+        self.annotations: Any = self._rows("annotations", columnar)
         self.points = Columns(job_id, len(TABLES["points"]) - 1)
-        self.edges: list[tuple[Any, ...]] = []
-        self.attributes: list[tuple[Any, ...]] = []
+        self.edges: Any = self._rows("edges", columnar)
+        self.attributes: Any = self._rows("attributes", columnar)
         self.cuboids_3d: list[tuple[Any, ...]] = []
         self.frames: list[tuple[Any, ...]] = []
         self.segments: list[tuple[Any, ...]] = []
         # the row lists in _LISTS order (never rebound: items truncate them in place)
         self._lists: tuple[list[Any], ...] = tuple(getattr(self, name) for name in _LISTS)
+
+    def _rows(self, name: str, columnar: bool) -> list[tuple[Any, ...]] | Columns:
+        return Columns(self.job_id, len(TABLES[name]) - 1) if columnar else []
 
     def key(self, base: str, frame_id: str | None) -> str:
         """A key unique within the job: ``job/_id``, ``@frame``, then ``#2``, ``#3``…"""

@@ -1,10 +1,11 @@
 """The rows of many jobs waiting for one flush, merged as each job is added.
 
-A job's rows arrive as one list (or :class:`~playment_datasets.normalize._base.Columns`)
-per table. Keeping those per-job containers until the flush left a dozen tracked
-objects per job for the cyclic garbage collector to walk again and again; merging them
-into one list per table (one list per column for :class:`Columns` tables) at once
-leaves it next to nothing, and the flush converts each column with one ``pa.array``.
+A job's rows arrive per table as a list of row tuples or as one list per column
+(:class:`~playment_datasets.normalize._base.Columns`). Keeping those per-job containers
+until the flush left a dozen tracked objects per job for the cyclic garbage collector
+to walk again and again; merging them at once into one list per column leaves it next
+to nothing (the values are strings, numbers and None, which it does not track), and the
+flush converts each column with one ``pa.array``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from playment_datasets.normalize._base import (
     _TYPES,
     ARROW_TABLES,
     Columns,
+    append_row,
     column_array,
 )
 from playment_datasets.schema import TABLE_NAMES, TABLES
@@ -29,17 +31,20 @@ Span = dict[str, tuple[int, int]]
 
 
 class BatchRows:
-    """One store per table: row tuples, full-width columns (``job_id`` first) or tables."""
+    """One store per table: full-width columns (``job_id`` first), or Arrow tables."""
 
-    __slots__ = ("_tuples", "_columns", "_arrow")
+    __slots__ = ("_columns", "_arrow")
 
     def __init__(self) -> None:
-        self._tuples: dict[str, list[tuple[Any, ...]]] = {}
         self._columns: dict[str, tuple[list[Any], ...]] = {}
         self._arrow: dict[str, list[pa.Table]] = {}
 
     def merge(self, rows: Mapping[str, Any]) -> Span:
-        """Append one job's rows; return where they lie (for :meth:`job_rows`)."""
+        """Append one job's rows; return where they lie (for :meth:`job_rows`).
+
+        A table's rows may come as :class:`Columns` from one job and as row tuples from
+        the next; both land in the same columns.
+        """
         span: Span = {}
         for name, part in rows.items():
             if name in ARROW_TABLES:
@@ -47,20 +52,21 @@ class BatchRows:
                 start = len(store)
                 store.extend(part)
                 span[name] = (start, len(store))
-            elif type(part) is Columns:
-                cols = self._columns.get(name)
-                if cols is None:
-                    cols = self._columns[name] = tuple([] for _ in range(len(part.cols) + 1))
-                start = len(cols[0])
+                continue
+            cols = self._columns.get(name)
+            if cols is None:
+                cols = self._columns[name] = tuple([] for _ in range(len(TABLES[name])))
+            start = len(cols[0])
+            if type(part) is Columns:
                 cols[0].extend(repeat(part.job_id, len(part)))
                 for col, values in zip(cols[1:], part.cols, strict=True):
                     col.extend(values)
-                span[name] = (start, len(cols[0]))
+            elif len(part) == 1:
+                append_row(cols, part[0])
             else:
-                store_rows = self._tuples.setdefault(name, [])
-                start = len(store_rows)
-                store_rows.extend(part)
-                span[name] = (start, len(store_rows))
+                for col, column in zip(cols, zip(*part, strict=True), strict=True):
+                    col.extend(column)
+            span[name] = (start, len(cols[0]))
         return span
 
     def job_rows(self, span: Span) -> dict[str, list[Any]]:
@@ -69,11 +75,9 @@ class BatchRows:
         for name, (start, end) in span.items():
             if name in self._arrow:
                 rows[name] = self._arrow[name][start:end]
-            elif name in self._columns:
+            else:
                 rows[name] = list(zip(*(col[start:end] for col in self._columns[name]),
                                       strict=True))
-            else:
-                rows[name] = self._tuples[name][start:end]
         return rows
 
     def tables(self) -> dict[str, pa.Table]:
@@ -88,14 +92,6 @@ class BatchRows:
                 arrays = [_job_ids(cols[0], n)]
                 arrays += [column_array(col, n, typ)
                            for col, typ in zip(cols[1:], _TYPES[name], strict=True)]
-                result[name] = pa.Table.from_arrays(arrays, schema=TABLES[name])
-            elif name in self._tuples:
-                table_rows = self._tuples[name]
-                n = len(table_rows)
-                columns = zip(*table_rows, strict=True)
-                arrays = [_job_ids(next(columns), n)]
-                arrays += [column_array(col, n, typ)
-                           for col, typ in zip(columns, _TYPES[name], strict=True)]
                 result[name] = pa.Table.from_arrays(arrays, schema=TABLES[name])
             else:
                 result[name] = _EMPTY[name]

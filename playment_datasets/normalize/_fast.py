@@ -2,8 +2,8 @@
 
 Nearly every image and video result has exactly the documented shape. For those,
 :mod:`msgspec` decodes the document into typed structs, checking every type in C, and
-the rows are read off the structs with no check left to make in Python: a third of the
-work of ``json.loads`` and the general reader (``benchmarks/bench_normalize.py``).
+the rows are read off the structs with no check left to make in Python, a column at a
+time (``benchmarks/bench_normalize.py`` measures it against the general reader).
 
 Nothing is decided here that the general reader would decide differently:
 
@@ -12,8 +12,8 @@ Nothing is decided here that the general reader would decide differently:
   integer that a float does not hold exactly, a point label beyond 64 bits) is parsed
   with :mod:`json` and read by the general reader (:mod:`._shapes`), warnings and all.
 - A document of another outline (another kind, a top-level key kept in ``extra``, not
-  valid JSON…) is left to the general reader whole: :func:`fill` returns None before it
-  emits a row.
+  valid UTF-8 or JSON…) is left to the general reader whole: :func:`outline` returns
+  None, and nothing has been emitted.
 
 ``tests/test_normalize_fast.py`` checks that both paths give the same tables.
 """
@@ -21,12 +21,13 @@ Nothing is decided here that the general reader would decide differently:
 from __future__ import annotations
 
 import json
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType, field
 
-from playment_datasets.normalize._base import Bad, Out, encode, sort_keys
+from playment_datasets.normalize._base import Bad, Out, append_row, encode, sort_keys
 from playment_datasets.normalize._formats import frames_of
 from playment_datasets.normalize._shapes import (
     SHAPE_LISTS,
@@ -40,6 +41,7 @@ from playment_datasets.normalize._shapes import (
 #: there does not convert to a float exactly, and the general reader refuses it.
 _EXACT = float(2**53)
 _INT64 = 2**63
+_X, _Y, _LABEL = attrgetter("x"), attrgetter("y"), attrgetter("label")
 
 Scalar = str | int | float | bool | None
 
@@ -133,6 +135,7 @@ _ATTRIBUTES = msgspec.json.Decoder(
 _FACES = msgspec.json.Decoder(dict[str, _Face] | None)
 _UNREAD = (msgspec.DecodeError, msgspec.ValidationError)
 
+
 class Outline(NamedTuple):
     """A document the fast path reads: its kind, the body's JSON path, what was decoded."""
 
@@ -183,16 +186,17 @@ def outline(data: bytes) -> Outline | None:
 
 
 def fill(out: Out, plan: Outline) -> tuple[dict[str, Any], str | None]:
-    """Emit the rows of an outlined result into ``out``; return (the jobs row's extra,
-    image_url).
+    """Emit the rows of an outlined result into ``out`` (an ``Out(…, columnar=True)``);
+    return (the jobs row's extra, image_url).
 
     Example:
-        >>> out = Out("j1")
+        >>> out = Out("j1", columnar=True)
         >>> fill(out, outline(b'{"annotations": {"lines": [{"_id": "a", "label": "lane",'
         ...      b' "points": {"p1": {"x": 0.1, "y": 0.2}, "p2": {"x": 0.3, "y": 0.4}}}]}}'))
         ({}, None)
-        >>> out.annotations[0][1], out.annotations[0][10:14]
-        ('j1/a', (0.1, 0.2, 0.3, 0.4))
+        >>> cols = out.annotations.cols  # annotation_key, …, x_min, y_min, x_max, y_max, …
+        >>> cols[0], [col[0] for col in cols[9:13]]
+        (['j1/a'], [0.1, 0.2, 0.3, 0.4])
     """
     body, path = plan.body, plan.path
     if plan.kind == "image":
@@ -296,8 +300,8 @@ def _emit(out: Out, typ: str, s: _Shape, raw: Raw, ordinal: str, *, base: str | 
         if corners is UNSET or s.points is not UNSET or s.edges is not UNSET \
                 or s.faces is not UNSET:
             return False
-        xs = [c.x for c in corners]
-        ys = [c.y for c in corners]
+        xs = list(map(_X, corners))
+        ys = list(map(_Y, corners))
         n = len(xs)
         point_keys = [None] * n
         point_index = range(1, n + 1)
@@ -309,10 +313,10 @@ def _emit(out: Out, typ: str, s: _Shape, raw: Raw, ordinal: str, *, base: str | 
         keys = tuple(points)
         point_keys, point_index = _point_order(keys)
         values = list(points.values()) if point_keys == keys else [points[k] for k in point_keys]
-        xs = [p.x for p in values]
-        ys = [p.y for p in values]
+        xs = list(map(_X, values))
+        ys = list(map(_Y, values))
         n = len(xs)
-        given = [p.label for p in values]
+        given = list(map(_LABEL, values))
         if given.count(UNSET) != n:  # keypoint labels
             labels = [None if label is UNSET else label for label in given]  # type: ignore[misc]
             if not all(-_INT64 < label < _INT64 for label in labels if label is not None):
@@ -325,14 +329,13 @@ def _emit(out: Out, typ: str, s: _Shape, raw: Raw, ordinal: str, *, base: str | 
     else:
         bbox = (None, None, None, None)
     extras = _extras(s, raw, typ == "cuboid")
-    attributes = _attribute_rows(s.attributes)
+    attributes = () if s.attributes is UNSET else _attribute_rows(s.attributes)
     if extras is None or attributes is None:
         return False
 
     ann_id = s.id
     key = out.key(base if base is not None else ann_id if ann_id is not None else ordinal,
                   frame_id)
-    job_id = out.job_id
     nones = [None] * n
     face_of = extras[0]
     cols = out.points.cols  # annotation_key, frame_id, point_key, point_index, x, y, …
@@ -346,14 +349,25 @@ def _emit(out: Out, typ: str, s: _Shape, raw: Raw, ordinal: str, *, base: str | 
     cols[7].extend([face_of.get(k) for k in point_keys] if face_of else nones)  # type: ignore[arg-type]
     edges = s.edges
     if edges:
-        rows = out.edges
-        for ek, eidx in sort_keys(tuple(edges)):
-            start, end = edges[ek]
-            rows.append((job_id, key, frame_id, ek, eidx, start, end))
+        edge_keys, edge_index = _point_order(tuple(edges))
+        pairs = [edges[k] for k in edge_keys]
+        m = len(pairs)
+        cols = out.edges.cols  # annotation_key, frame_id, edge_key, edge_index, from, to
+        cols[0].extend([key] * m)
+        cols[1].extend([frame_id] * m)
+        cols[2].extend(edge_keys)
+        cols[3].extend(edge_index)
+        cols[4].extend([p[0] for p in pairs])
+        cols[5].extend([p[1] for p in pairs])
     if attributes:
-        out.attributes.extend([(job_id, key, frame_id, *row) for row in attributes])
-    out.annotations.append((
-        job_id, key, ann_id, track_id, track_label, frame_id,
+        m = len(attributes[0])
+        cols = out.attributes.cols  # annotation_key, frame_id, name, value, index, state
+        cols[0].extend([key] * m)
+        cols[1].extend([frame_id] * m)
+        for col, values in zip(cols[2:], attributes, strict=True):
+            col.extend(values)
+    append_row(out.annotations.cols, (
+        key, ann_id, track_id, track_label, frame_id,
         None if frame_id is None else out.frame_index.get(frame_id), None, typ,
         s.label if s.label is not None else track_label, *bbox, n, s.state, extras[1],
     ))
@@ -362,17 +376,20 @@ def _emit(out: Out, typ: str, s: _Shape, raw: Raw, ordinal: str, *, base: str | 
 
 # Shapes repeat their faces, attributes and extra keys byte for byte (the same three
 # cuboid faces, the same few attribute values), so what is read from them is memoized,
-# keyed by their bytes. Each memo stops growing at _MEMO entries.
+# keyed by their bytes. Each memo stops growing at _MEMO entries, and keeps no key of
+# more than _MEMO_BYTES bytes: a few MB at most.
 _MEMO = 4096
+_MEMO_BYTES = 1024
 _ORDERS: dict[Any, tuple[tuple[str, ...], tuple[int | None, ...]]] = {}
 _EXTRAS: dict[tuple[Any, ...], tuple[dict[str, str] | None, str | None] | None] = {}
-_ATTRIBUTE_ROWS: dict[bytes, list[tuple[Any, ...]] | None] = {}
+_AttributeColumns = tuple[list[Any], ...]
+_ATTRIBUTE_ROWS: dict[bytes, _AttributeColumns | None] = {}
 _NO_EXTRAS: tuple[None, None] = (None, None)
 
 
 def _remember(memo: dict[Any, Any], key: Any, value: Any, size: int = 0) -> Any:
     """``value``, kept in ``memo`` unless the memo is full or the key's bytes are many."""
-    if len(memo) < _MEMO and size < _MEMO:
+    if len(memo) < _MEMO and size < _MEMO_BYTES:
         memo[key] = value
     return value
 
@@ -454,11 +471,11 @@ def _face_of(extra: dict[str, Any]) -> dict[str, str]:
     return {p: ",".join(sorted(set(names))) for p, names in member.items()}
 
 
-def _attribute_rows(raw: Raw | UnsetType) -> list[tuple[Any, ...]] | None:
-    """Attribute rows without their first three columns (job, key, frame), as
-    :meth:`Out.add_attributes` makes them; None: not read here."""
+def _attribute_rows(raw: Raw | UnsetType) -> _AttributeColumns | None:
+    """The attribute rows of a shape as four columns (name, value, index, state), as
+    :meth:`Out.add_attributes` makes them; ``()`` when there are none; None: not read here."""
     if raw is UNSET:
-        return []
+        return ()
     data = bytes(raw)
     if data in _ATTRIBUTE_ROWS:
         return _ATTRIBUTE_ROWS[data]
@@ -467,9 +484,8 @@ def _attribute_rows(raw: Raw | UnsetType) -> list[tuple[Any, ...]] | None:
     except _UNREAD:
         return _remember(_ATTRIBUTE_ROWS, data, None, len(data))
     rows: list[tuple[Any, ...]] = []
-    if attrs is None:
-        return _remember(_ATTRIBUTE_ROWS, data, rows, len(data))
-    items = attrs.items() if type(attrs) is dict else [(a.name, a) for a in attrs]
+    items = (attrs.items() if type(attrs) is dict
+             else [(a.name, a) for a in attrs] if attrs is not None else [])
     for name, entry in items:
         state = None
         if type(entry) is _Attribute or type(entry) is _NamedAttribute:
@@ -484,7 +500,8 @@ def _attribute_rows(raw: Raw | UnsetType) -> list[tuple[Any, ...]] | None:
                         for i, v in enumerate(value))
         else:
             rows.append((name, value if type(value) is str else _text(value), None, state))
-    return _remember(_ATTRIBUTE_ROWS, data, rows, len(data))
+    columns = tuple(list(col) for col in zip(*rows, strict=True)) if rows else ()
+    return _remember(_ATTRIBUTE_ROWS, data, columns, len(data))
 
 
 def _text(value: Any) -> str | None:
