@@ -45,7 +45,7 @@ from playment_datasets.normalize._base import (
     need_dict,
 )
 from playment_datasets.normalize._batch import BatchRows, Span
-from playment_datasets.normalize._fast import Outline
+from playment_datasets.normalize._fast import Outline, Refused
 from playment_datasets.normalize._fast import fill as fill_fast
 from playment_datasets.normalize._fast import outline as outline_fast
 from playment_datasets.normalize._formats import (
@@ -343,11 +343,13 @@ def _failed(exc: Bad, job: Mapping[str, Any], job_id: str | None, kind: str, sha
 
 
 def _fill_fast(out: Out, plan: Outline) -> tuple[dict[str, Any], str | None] | None:
-    """:func:`._fast.fill`, or None when the document nests deeper than ``json`` reads
-    (the general reader then reports it as too deep, as it would have anyway)."""
+    """:func:`._fast.fill`, or None when it did not read the whole document: the general
+    reader then reads it from the start. So a document with a problem (strict: any
+    problem) is reported as the general reader reports it, whatever part the fast path
+    met first (a part nested too deep, say, after a shape of the wrong type)."""
     try:
         return fill_fast(out, plan)
-    except RecursionError:
+    except (Bad, Refused, RecursionError):
         return None
 
 
@@ -372,10 +374,10 @@ def _normalize_rows(raw: bytes | str | Mapping[str, Any] | None, job: Mapping[st
             plan = outline_fast(data) if data is not None else None
             filled = None
             if plan is not None:
-                kind, path = plan.kind, plan.path
                 out = Out(job_id, strict, columnar=True)
                 filled = _fill_fast(out, plan)
             if filled is not None:
+                kind, path = plan.kind, plan.path  # type: ignore[union-attr]
                 extra, image_url = filled
             else:
                 out = Out(job_id, strict)

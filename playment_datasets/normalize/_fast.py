@@ -21,6 +21,7 @@ Nothing is decided here that the general reader would decide differently:
 from __future__ import annotations
 
 import json
+import re
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -136,6 +137,44 @@ _FACES = msgspec.json.Decoder(dict[str, _Face] | None)
 _UNREAD = (msgspec.DecodeError, msgspec.ValidationError)
 
 
+class Refused(Exception):
+    """Raised inside :func:`fill`: the document is left to the general reader whole (the
+    caller drops what was emitted). Only :func:`fill` raises it, before or while emitting."""
+
+
+#: Values parsed here with :mod:`json` nest no deeper than this: a deeper document is
+#: left to the general reader, which decides whether it nests too deep to read at all.
+_DEPTH = 64
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def _loads(raw: Raw | bytes) -> Any:
+    """``json.loads`` of a part the decoder left raw, or :class:`Refused`.
+
+    The decoder has checked the part is JSON. Refused are a part nested deeper than
+    ``_DEPTH`` (the whole document then nests deeper than the part) and an integer
+    ``json`` will not read (over 4,300 digits): in both the general reader reads the
+    whole document and reports what it finds.
+    """
+    data = bytes(raw)
+    if data.count(b"[") + data.count(b"{") > _DEPTH and _depth(data) > _DEPTH:
+        raise Refused
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise Refused from None
+
+
+def _depth(data: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (strings left out)."""
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING.sub(b'""', data)):
+        depth += 1 if bracket in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 class Outline(NamedTuple):
     """A document the fast path reads: its kind, the body's JSON path, what was decoded."""
 
@@ -163,7 +202,7 @@ def outline(data: bytes) -> Outline | None:
             return None
     try:
         doc = _DOCUMENT.decode(data)
-    except _UNREAD:
+    except (*_UNREAD, RecursionError):
         return None
     body: _Body = doc
     path = "$"
@@ -204,14 +243,14 @@ def fill(out: Out, plan: Outline) -> tuple[dict[str, Any], str | None]:
         return {}, None if body.image_url is UNSET else body.image_url  # type: ignore[return-value]
     extra: dict[str, Any] = {}
     if body.video_data is not UNSET:
-        video_data = json.loads(bytes(body.video_data))
+        video_data = _loads(body.video_data)
         frames_of(out, {"video_data": video_data}, extra, path)
     epath = f"{path}.annotation_data.annotations"
     entries = body.annotation_data.annotations  # type: ignore[union-attr]
     for i, (raw, tracker) in enumerate(zip(entries, plan.trackers, strict=True)):  # type: ignore[arg-type]
         if tracker is None:
             with out.item(f"{epath}[{i}]"):
-                add_tracker(out, json.loads(bytes(raw)), f"{epath}[{i}]", f"annotations[{i}]")
+                add_tracker(out, _loads(raw), f"{epath}[{i}]", f"annotations[{i}]")
         else:
             _video_tracker(out, tracker, f"{epath}[{i}]", f"annotations[{i}]")
     return extra, None
@@ -243,7 +282,7 @@ def _image(out: Out, lists: dict[str, list[Raw] | None], path: str) -> None:
             if shape is None or not _emit(out, typ, shape, raw, ordinal):
                 state = out.begin()
                 try:
-                    add_shape(out, typ, json.loads(bytes(raw)), f"{lpath}[{i}]", ordinal)
+                    add_shape(out, typ, _loads(raw), f"{lpath}[{i}]", ordinal)
                 except Bad as exc:
                     out.fail(state, exc)
                 else:
@@ -263,7 +302,7 @@ def _video_tracker(out: Out, tracker: _Tracker, path: str, ordinal: str) -> None
                                     track_label=track_label):
             state = out.begin()
             try:
-                add_tracker_frame(out, json.loads(bytes(raw)), f"{path}.frames.{frame_id}",
+                add_tracker_frame(out, _loads(raw), f"{path}.frames.{frame_id}",
                                   ordinal, base, frame_id, tracker.type, track_id,
                                   track_label, {})
             except Bad as exc:
@@ -376,10 +415,10 @@ def _emit(out: Out, typ: str, s: _Shape, raw: Raw, ordinal: str, *, base: str | 
 
 # Shapes repeat their faces, attributes and extra keys byte for byte (the same three
 # cuboid faces, the same few attribute values), so what is read from them is memoized,
-# keyed by their bytes. Each memo stops growing at _MEMO entries, and keeps no key of
-# more than _MEMO_BYTES bytes: a few MB at most.
-_MEMO = 4096
-_MEMO_BYTES = 1024
+# keyed by their bytes. A memo holds at most _MEMO entries, none with a key of more
+# than _MEMO_BYTES bytes: a few MB in all.
+_MEMO = 2048
+_MEMO_BYTES = 512
 _ORDERS: dict[Any, tuple[tuple[str, ...], tuple[int | None, ...]]] = {}
 _EXTRAS: dict[tuple[Any, ...], tuple[dict[str, str] | None, str | None] | None] = {}
 _AttributeColumns = tuple[list[Any], ...]
@@ -388,8 +427,11 @@ _NO_EXTRAS: tuple[None, None] = (None, None)
 
 
 def _remember(memo: dict[Any, Any], key: Any, value: Any, size: int = 0) -> Any:
-    """``value``, kept in ``memo`` unless the memo is full or the key's bytes are many."""
-    if len(memo) < _MEMO and size < _MEMO_BYTES:
+    """``value``, kept in ``memo`` unless its key's bytes are many; a full memo starts
+    again empty (so it follows what the results of the day repeat)."""
+    if size < _MEMO_BYTES:
+        if len(memo) >= _MEMO:
+            memo.clear()
         memo[key] = value
     return value
 
@@ -434,7 +476,7 @@ def _extras(s: _Shape, raw: Raw, cuboid: bool) -> tuple[dict[str, str] | None, s
     if key in _EXTRAS:
         return _EXTRAS[key]
     size = len(key[1] or b"") + sum(len(text) for _, text in pairs)
-    extra = {name: json.loads(text) for name, text in pairs}
+    extra = {name: _loads(text) for name, text in pairs}
     face_of = None
     if key[1] is not None:
         try:
