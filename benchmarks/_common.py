@@ -17,6 +17,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -63,10 +64,14 @@ def run_child(code: str, *args: str, env: dict[str, str] | None = None,
         "    print(json.dumps(fields))\n"
     )
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    proc = subprocess.run(
-        [sys.executable, "-c", prelude + code, *args], env=full_env, cwd=cwd,
-        capture_output=True, text=True, check=False,
-    )
+    with tempfile.TemporaryDirectory() as neutral:
+        # ``python -c`` puts the working directory first on sys.path: run from a
+        # checkout, a child given another tree's PYTHONPATH would import the checkout
+        proc = subprocess.run(
+            [sys.executable, "-c", prelude + code, *args], env=full_env,
+            cwd=neutral if cwd is None and env and "PYTHONPATH" in env else cwd,
+            capture_output=True, text=True, check=False,
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

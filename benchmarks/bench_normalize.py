@@ -130,6 +130,7 @@ def make_jobs(target: int, per_job: int) -> tuple[list[tuple[str, bytes]], int]:
 # machines, where another tenant can slow any one pass by a third).
 _CHILD = """
 import pickle
+import playment_datasets
 from playment_datasets.normalize import BatchNormalizer
 from playment_datasets.pull.orchestrate import _ROWS_PER_WRITE
 jobs = pickle.load(open(sys.argv[1], "rb"))
@@ -145,7 +146,8 @@ for _ in range(3):
             rows += normalizer.flush()["annotations"].num_rows
     rows += normalizer.flush()["annotations"].num_rows
     passes.append(time.process_time() - started)
-_report(first_cpu_seconds=passes[0], cpu_seconds=min(passes), rows=rows)
+_report(first_cpu_seconds=passes[0], cpu_seconds=min(passes), rows=rows,
+        package=playment_datasets.__file__)
 """
 
 
@@ -165,6 +167,8 @@ def compare_trees(jobs: list[tuple[str, bytes]], n_annotations: int, previous: s
         for _ in range(max(repeat, 5)):
             for name, tree in (("this", str(ROOT)), ("previous", previous)):
                 got = run_child(_CHILD, path, env={"PYTHONPATH": tree})
+                if not Path(got["package"]).resolve().is_relative_to(Path(tree).resolve()):
+                    raise RuntimeError(f"the child for {tree} imported {got['package']}")
                 if got["rows"] != n_annotations:
                     raise RuntimeError(f"{tree}: BatchNormalizer made {got['rows']} annotation "
                                        f"rows, expected {n_annotations}")
