@@ -8,7 +8,8 @@
   counting bytes on the wire and decoded, so an endless body or a compression bomb
   stops at the limit instead of filling memory.
 - :class:`Pools` keeps one urllib3 pool manager per route (direct, or per proxy), and
-  remembers each origin's route and connection pool, so a request parses its URL once.
+  remembers each origin's route and connection pool, so a request parses its URL once;
+  a direct request goes straight to one of the pool's connections (:func:`_send`).
 - :func:`quiet_urllib3` installs a filter that removes query strings (signatures) from
   urllib3's own log records.
 
@@ -22,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import email.utils
+import http.client
 import io
 import logging
 import re
@@ -31,13 +33,14 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NameResolutionError, SSLError
+from urllib3.exceptions import NameResolutionError, ProtocolError, SSLError
+from urllib3.response import HTTPResponse
 
 #: The oldest urllib3 this module works with, as pyproject.toml says: bodies are read with
 #: ``HTTPResponse.read1`` (urllib3 2.2). Older ones fail here, not in the middle of a pull.
@@ -306,9 +309,12 @@ class Pools:
                                          retries=False, timeout=timeout,
                                          preload_content=False)
         target = f"{path or '/'}?{query}" if query else path or "/"
-        return route.pool.urlopen("GET", target, headers=send, redirect=False, retries=False,
-                                  assert_same_host=False, timeout=timeout,
-                                  preload_content=False, release_conn=False)
+        if not _PLAIN_TARGET.fullmatch(target) or ("%" in target and _ODD_ESCAPE.search(target)):
+            # characters to percent-encode, or escapes to normalize: urllib3's way
+            return route.pool.urlopen("GET", target, headers=send, redirect=False,
+                                      retries=False, assert_same_host=False, timeout=timeout,
+                                      preload_content=False, release_conn=False)
+        return _send(route.pool, target, send, timeout)
 
     def _route(self, url: str, scheme: str, netloc: str) -> _Route:
         proxy = self._proxy_for(url)
@@ -334,6 +340,44 @@ class Pools:
             self._routes.clear()
             for manager in self._managers.values():
                 manager.clear()
+
+
+#: A request target sent as it is: printable ASCII but space and ``"#<>[\]^`{|}``,
+#: whose ``%`` each start an upper-case escape (``%2F``). Any other target goes through
+#: urllib3's urlopen, which percent-encodes those characters and upper-cases ``%2f``,
+#: so the server gets the same bytes either way.
+_PLAIN_TARGET = re.compile(r"[!$-;=?-Z_a-z~]*")
+_ODD_ESCAPE = re.compile(r"%(?![0-9A-F]{2})")
+
+
+def _send(pool: HTTPConnectionPool, target: str, headers: Mapping[str, str],
+          timeout: urllib3.Timeout) -> urllib3.BaseHTTPResponse:
+    """``GET target`` on one of ``pool``'s connections; the unread response.
+
+    What ``pool.urlopen`` does for a request without retries, redirects or a body, with
+    less work per request (it re-parses and re-encodes the target, builds a Retry, and
+    wraps each error on the way). The connection comes from the pool — idle and not
+    closed by the server, or new — and ``release_conn()`` returns it. Errors are the same
+    kinds as urlopen's to the caller: urllib3's own for connecting, ``OSError`` for the
+    socket and :class:`~urllib3.exceptions.ProtocolError` for an unreadable answer.
+    """
+    conn = cast(HTTPConnection, pool._get_conn())
+    try:
+        conn.timeout = urllib3.Timeout.resolve_default_timeout(timeout.connect_timeout)
+        try:
+            conn.request("GET", target, headers=headers, preload_content=False)
+        except BrokenPipeError:  # the server may close after answering: read the answer
+            pass
+        conn.timeout = timeout.read_timeout  # getresponse() sets it on the socket
+        resp = cast(HTTPResponse, conn.getresponse())
+    except BaseException as exc:
+        conn.close()
+        pool._put_conn(conn)  # the slot (closed connection) goes back, as urlopen does
+        if isinstance(exc, http.client.HTTPException) and not isinstance(exc, OSError):
+            raise ProtocolError(f"unreadable answer: {type(exc).__name__}: {exc}") from exc
+        raise
+    resp._pool, resp._connection = pool, conn  # release_conn() puts it back
+    return resp
 
 
 def read_body(resp: urllib3.BaseHTTPResponse, deadline: Deadline, *, max_bytes: int,

@@ -156,10 +156,10 @@ _PART = st.one_of(st.text(_ASCII, max_size=16), st.text(_ANY, max_size=16),
           suppress_health_check=[HealthCheck.too_slow])
 @given(path=_PART, query=_PART.filter(lambda q: q and not q.startswith("#")))
 def test_any_download_target_is_sent_as_plain_urllib3_sends_it(path: str, query: str) -> None:
-    # The client splits the URL once and sends its target itself: the server must get
-    # the bytes urllib3's own request would have sent.
-    # urllib3 before 2.7 reads a request target starting with "//" as a host: some cannot
-    # be sent at all there (the client says so, without retrying)
+    # Targets of plain ASCII go straight to a connection; others through urlopen. Either
+    # way the server must get the bytes urllib3's own request would have sent.
+    # urllib3 before 2.7 reads a request target starting with "//" as a host: one it
+    # re-encodes (urlopen) cannot be sent at all there (the client says so, unretried)
     assume(not (path.startswith("/") and _URLLIB3 < (2, 7)))
     srv = AllAddressesServer()
     try:
