@@ -218,7 +218,7 @@ def outline(data: bytes) -> Outline | None:
         return Outline("image", path, body, [])
     if body.annotation_data is UNSET or body.image_url is not UNSET:
         return None
-    trackers = [_tracker(raw) for raw in body.annotation_data.annotations or []]
+    trackers = [_decoded(_TRACKER, raw) for raw in body.annotation_data.annotations or []]
     if not any(trackers):
         return None  # no entry is a tracker: not a plain video result
     return Outline("video", path, body, trackers)
@@ -256,16 +256,10 @@ def fill(out: Out, plan: Outline) -> tuple[dict[str, Any], str | None]:
     return extra, None
 
 
-def _tracker(raw: Raw) -> _Tracker | None:
+def _decoded(decoder: msgspec.json.Decoder[Any], raw: Raw) -> Any:
+    """``raw`` decoded into the decoder's type, or None when it is not of that form."""
     try:
-        return _TRACKER.decode(raw)
-    except _UNREAD:
-        return None
-
-
-def _shape(raw: Raw) -> _Shape | None:
-    try:
-        return _SHAPE.decode(raw)
+        return decoder.decode(raw)
     except _UNREAD:
         return None
 
@@ -277,16 +271,11 @@ def _image(out: Out, lists: dict[str, list[Raw] | None], path: str) -> None:
         typ = SHAPE_LISTS[list_name]
         lpath = f"{path}.annotations.{list_name}"
         for i, raw in enumerate(shapes):
-            shape = _shape(raw)
+            shape = _decoded(_SHAPE, raw)
             ordinal = f"{list_name}[{i}]"
             if shape is None or not _emit(out, typ, shape, raw, ordinal):
-                state = out.begin()
-                try:
+                with out.item(f"{lpath}[{i}]"):  # the general reader, as add_image does
                     add_shape(out, typ, _loads(raw), f"{lpath}[{i}]", ordinal)
-                except Bad as exc:
-                    out.fail(state, exc)
-                else:
-                    out.end(state)
 
 
 def _video_tracker(out: Out, tracker: _Tracker, path: str, ordinal: str) -> None:
@@ -294,21 +283,16 @@ def _video_tracker(out: Out, tracker: _Tracker, path: str, ordinal: str) -> None
     track_label = tracker.label
     base = track_id if track_id is not None else ordinal
     for frame_id, raw in tracker.frames.items():
-        shape = _shape(raw)
+        shape = _decoded(_SHAPE, raw)
         typ = None if shape is None else _shape_type(tracker.type, shape)
         if typ is None or not _emit(out, typ, shape, raw, ordinal,  # type: ignore[arg-type]
                                     base=base,
                                     frame_id=frame_id, track_id=track_id,
                                     track_label=track_label):
-            state = out.begin()
-            try:
-                add_tracker_frame(out, _loads(raw), f"{path}.frames.{frame_id}",
-                                  ordinal, base, frame_id, tracker.type, track_id,
-                                  track_label, {})
-            except Bad as exc:
-                out.fail(state, exc)
-            else:
-                out.end(state)
+            fpath = f"{path}.frames.{frame_id}"
+            with out.item(fpath):  # the general reader, as add_tracker does
+                add_tracker_frame(out, _loads(raw), fpath, ordinal, base, frame_id,
+                                  tracker.type, track_id, track_label, {})
 
 
 def _shape_type(tracker_type: str | None, shape: _Shape) -> str | None:

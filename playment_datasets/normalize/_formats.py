@@ -430,9 +430,9 @@ __all__ = [
     "add_cloud_segment",
     "add_cuboid_3d",
     "add_frames",
-    "frames_of",
     "add_legend_list",
     "add_legend_object",
     "add_sensor_entry",
     "add_video_segment",
+    "frames_of",
 ]
