@@ -64,3 +64,19 @@ def test_held_back_rows_commit_only_as_unchanged(tmp_path: Path) -> None:
         result = st.commit(jobs=jobs)
     assert (result.version, result.created) == (1, True)
     assert reg.verify().ok
+
+
+def test_a_commit_referencing_a_missing_mask_object_is_refused(tmp_path: Path) -> None:
+    # A version must not name a mask its store lacks: ds.mask() would fail long after.
+    reg = Registry(tmp_path)
+    jobs: dict[str, dict] = dict(manifest_jobs(reg, "j1"))
+    kept, lost = reg.put_object(b"mask one"), reg.put_object(b"mask two")
+    jobs["j1"]["masks"] = [
+        {"url": f"https://storage.example/{n}.png", "frame_id": None, "kind": "png",
+         "sha256": sha, "etag": None} for n, sha in (("a", kept), ("b", lost))]
+    (tmp_path / "objects" / lost[:2] / lost[2:]).unlink()
+    with reg.open_staging("p1", "b1") as st:
+        st.writer().write({"jobs": jobs_rows("j1")})
+        with pytest.raises(RegistryError, match=rf"1 mask object\(s\) .* \(first: {lost}\)"):
+            st.commit(jobs=jobs)
+    assert reg.versions("b1") == []

@@ -181,10 +181,16 @@ def job_objects(info: Mapping[str, Any]) -> list[str]:
         >>> job_objects({"result_sha256": "a" * 64, "masks": [{"sha256": None}]}) == ["a" * 64]
         True
     """
-    shas = [info.get("result_sha256")]
+    result = info.get("result_sha256")
+    return ([result] if isinstance(result, str) and result else []) + _mask_objects(info)
+
+
+def _mask_objects(info: Mapping[str, Any]) -> list[str]:
+    """The stored masks of one job entry (a mask that was not fetched has none)."""
     masks = info.get("masks")
-    if isinstance(masks, list):
-        shas += [m.get("sha256") for m in masks if isinstance(m, Mapping)]
+    if not isinstance(masks, list):
+        return []
+    shas = [m.get("sha256") for m in masks if isinstance(m, Mapping)]
     return [s for s in shas if isinstance(s, str) and s]
 
 
@@ -323,7 +329,7 @@ def check_staged(
     """Refuse tables that hold less than the manifest will say (RegistryError).
 
     One ``jobs`` row per job, each Parquet file with the rows its writer counted, and
-    every ``result_sha256`` in the object store.
+    every object a job references (its raw result, its fetched masks) in the object store.
     """
     problems: list[str] = []
     if counts["jobs"] != len(jobs):
@@ -338,13 +344,14 @@ def check_staged(
         if rows != counts[name]:
             problems.append(f"{path.name} has {rows} rows, {counts[name]} were written")
     objects = staging.registry_dir.objects
-    shas = {info["result_sha256"] for info in jobs.values() if info.get("result_sha256")}
-    missing = sorted(sha for sha in shas if not objects.has(str(sha)))
-    if missing:
-        problems.append(
-            f"{len(missing)} raw result object(s) are not in the object store "
-            f"(first: {missing[0]})"
-        )
+    for what, shas in (
+        ("raw result", {info.get("result_sha256") for info in jobs.values()}),
+        ("mask", {sha for info in jobs.values() for sha in _mask_objects(info)}),
+    ):
+        missing = sorted(str(sha) for sha in shas if sha and not objects.has(str(sha)))
+        if missing:
+            problems.append(f"{len(missing)} {what} object(s) are not in the object store "
+                            f"(first: {missing[0]})")
     if problems:
         raise RegistryError(
             f"refusing to commit batch {staging.batch_id!r}: {'; '.join(problems)}. Nothing "
