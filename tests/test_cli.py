@@ -218,10 +218,15 @@ def test_every_command_has_help_with_an_example() -> None:
 
 
 def test_docs_cli_md_is_current() -> None:
+    # Every word must match. Python 3.13's argparse lays out the list of commands in
+    # wider columns than 3.10 and 3.11 (which docs/cli.md is generated with): there only
+    # the words are compared, so the suite passes on every supported Python.
     documented = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
-    assert documented == render_docs(), (
-        "docs/cli.md is stale: run python -m playment_datasets.cli --write-docs docs/cli.md"
-    )
+    rendered = render_docs()
+    stale = "docs/cli.md is stale: run python -m playment_datasets.cli --write-docs docs/cli.md"
+    assert documented.split() == rendered.split(), stale
+    if sys.version_info < (3, 12):
+        assert documented == rendered, stale
 
 
 def test_emulator_command_serves_a_pullable_batch_until_ctrl_c(tmp_path: Path) -> None:
