@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -242,22 +243,28 @@ def _nested(depth: int) -> bytes:
 _RECT_BYTES = b'{"coordinates": [{"x": 0, "y": 0}]}'
 
 
-@pytest.mark.parametrize("depth", [60, 70, 900, 985, 987, 989, 991, 1000, 5000])
-@pytest.mark.parametrize("where", [
-    b'{"annotation_data": {"annotations": [{"frames": {}}]}, "video_data": {"x": %s}}',
-    b'{"annotations": {"rectangles": [{"coordinates": [{"x": 0, "y": 0}], "color": %s}]}}',
-    b'{"annotations": {"rectangles": [{"coordinates": [{"x": 0, "y": 0}],'
-    b' "attributes": {"a": %s}}]}}',
-    b'{"annotations": {"rectangles": [%s]}}',
-    b'{"annotations": {"rectangles": [{"label": 5, "coordinates": []}, {"zzz": %s}]}}',
+@pytest.mark.parametrize("depth", [60, 70, 500, 900, 985, 987, 989, 991, 1000, 5000])
+@pytest.mark.parametrize(("where", "levels"), [  # levels of nesting around the %s
+    (b'{"annotation_data": {"annotations": [{"frames": {}}]}, "video_data": {"x": %s}}', 2),
+    (b'{"annotations": {"rectangles": [{"coordinates": [{"x": 0, "y": 0}], "color": %s}]}}', 4),
+    (b'{"annotations": {"rectangles": [{"coordinates": [{"x": 0, "y": 0}],'
+     b' "attributes": {"a": %s}}]}}', 5),
+    (b'{"annotations": {"rectangles": [%s]}}', 3),
+    (b'{"annotations": {"rectangles": [{"label": 5, "coordinates": []}, {"zzz": %s}]}}', 4),
 ])
-def test_deep_nesting_is_reported_as_the_general_reader_reports_it(where: bytes,
+def test_deep_nesting_is_reported_as_the_general_reader_reports_it(where: bytes, levels: int,
                                                                     depth: int) -> None:
     # the fast path parses parts of the document, which nest less deeply than the whole:
-    # near the interpreter's limit the whole document is left to the general reader
+    # deep parts leave the whole document to the general reader, which reads what the
+    # interpreter can parse. json.loads gives up near 990 levels on 3.10 and 3.11
+    # (then `too_deep`); 3.12+ parse 5,000 levels and the job lands.
     tables = assert_same(where % _nested(depth))
-    if depth >= 1000:
-        assert tables["errors"].column("error_type").to_pylist() == ["too_deep"]
+    errors = tables["errors"].column("error_type").to_pylist()
+    assert "internal" not in errors  # never a crash of the reader, at any depth
+    if levels + depth <= 512:
+        assert "too_deep" not in errors
+    elif levels + depth > 1000 and sys.version_info < (3, 12):
+        assert errors == ["too_deep"]
 
 
 @pytest.mark.parametrize("raw", [
