@@ -90,6 +90,7 @@ def build(root: Path, annotations: int, *, chunk: int = 1000, seed: int = 5) -> 
                 project_id, batch_id = batch.project_id, batch.batch_id
                 staging = registry.open_staging(project_id, batch_id)
                 writer = staging.writer()
+            assert writer is not None
             for job in batch.jobs:
                 if job.job_id in manifest:
                     continue

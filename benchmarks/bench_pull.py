@@ -41,7 +41,7 @@ from benchmarks._common import (  # noqa: E402
     size_of,
 )
 from playment_datasets.emulator import Emulator  # noqa: E402
-from playment_datasets.emulator.batch import GeneratedBatch  # noqa: E402
+from playment_datasets.emulator.batch import GeneratedBatch, GeneratedJob  # noqa: E402
 from playment_datasets.emulator.generator import generate_batch  # noqa: E402
 from playment_datasets.pull.orchestrate import DEFAULT_WORKERS  # noqa: E402
 
@@ -104,7 +104,7 @@ def generate_bytes_only(n_jobs: int, *, seed: int, annotations_per_job: int,
                         kinds: list[str] | None = None, chunk: int = 2000) -> GeneratedBatch:
     """A batch of ``n_jobs`` completed jobs, generated in chunks and kept as bytes only."""
     kinds = kinds or ["image"]
-    jobs = []
+    jobs: list[GeneratedJob] = []
     seen: set[str] = set()
     project_id = batch_id = None
     part = 0

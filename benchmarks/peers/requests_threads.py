@@ -57,5 +57,5 @@ def main(base_url: str, api_key: str, project_id: str, batch_id: str, out_dir: s
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    print(main(*args[:5], int(args[5])))
+    base_url, api_key, project_id, batch_id, out_dir, in_flight = sys.argv[1:7]
+    print(main(base_url, api_key, project_id, batch_id, out_dir, int(in_flight)))
