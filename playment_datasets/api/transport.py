@@ -42,6 +42,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError, ProtocolError, SSLError
 from urllib3.response import HTTPResponse
 
+from playment_datasets.api.head import Response
+
 #: The oldest urllib3 this module works with, as pyproject.toml says: bodies are read with
 #: ``HTTPResponse.read1`` (urllib3 2.2). Older ones fail here, not in the middle of a pull.
 URLLIB3_FLOOR = (2, 2)
@@ -211,6 +213,8 @@ def _watch(conn: HTTPConnection) -> None:
 
 
 class _WatchedHTTPConnection(HTTPConnection):
+    response_class = Response  # the head read without the email package (api/head.py)
+
     def connect(self) -> None:
         _watch(self)
         super().connect()
@@ -221,6 +225,8 @@ class _WatchedHTTPConnection(HTTPConnection):
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
+    response_class = Response
+
     def connect(self) -> None:
         _watch(self)
         super().connect()
