@@ -15,7 +15,10 @@ the :class:`http.client.HTTPMessage` itself when every header line is plain:
 Any other block (a folded line, a line without a colon, a name with a space or
 non-ASCII bytes…) goes to :func:`http.client.parse_headers`'s own parser, so the message
 is the standard one in every case; ``tests/network/test_head.py`` checks both paths
-against :mod:`http.client` on generated heads.
+against :mod:`http.client` on generated heads. Two differences are deliberate: more than
+:data:`MAX_INTERIM` ``100 Continue`` answers are refused (a server could otherwise hold
+the request for ever), and on a Python whose ``begin()`` takes parameters (a header limit,
+as in releases after 3.14) the standard reading is used whole.
 
 Example:
     >>> import io
@@ -29,10 +32,30 @@ from __future__ import annotations
 
 import email.parser
 import http.client
+import inspect
 import re
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["Response", "plain_fields", "read_header_block"]
+__all__ = ["MAX_INTERIM", "SUPPORTED", "Response", "plain_fields", "read_header_block"]
+
+
+def _supported() -> bool:
+    """Whether this Python's http.client reads a head as :class:`Response` mirrors:
+    ``begin()`` without parameters and ``_read_headers(fp)`` (3.10 to 3.14). A later
+    one (``begin`` taking a header limit) keeps its own response class."""
+    try:
+        begin = inspect.signature(http.client.HTTPResponse.begin)
+        read = inspect.signature(http.client._read_headers)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return list(begin.parameters) == ["self"] and list(read.parameters) == ["fp"]
+
+
+#: Whether :class:`Response` reads heads itself on this Python (else it is the standard one).
+SUPPORTED = _supported()
+#: ``100 Continue`` answers skipped before the final one at most; a server that sends
+#: more is refused rather than read for ever.
+MAX_INTERIM = 100
 
 #: A field name as RFC 9110 defines it: one or more token characters.
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -84,17 +107,29 @@ class Response(http.client.HTTPResponse):
 
     ``begin`` sets what the standard one sets, from the same status line and headers:
     ``status``, ``reason``, ``version``, ``headers``, ``chunked``, ``will_close`` and
-    ``length``.
+    ``length`` (and prints the same lines at a ``debuglevel`` above 0). It refuses more
+    than :data:`MAX_INTERIM` interim answers; on a Python whose http.client it does not
+    mirror (:data:`SUPPORTED` false) it is the standard one.
     """
 
-    def begin(self) -> None:
+    def begin(self, *args: Any, **kwargs: Any) -> None:
+        if args or kwargs or not SUPPORTED:  # an http.client this class does not mirror
+            super().begin(*args, **kwargs)
+            return
         if self.headers is not None:
             return  # begun already
+        interim = 0
         while True:
             version, status, reason = self._read_status()  # type: ignore[attr-defined]
             if status != http.client.CONTINUE:
                 break
-            http.client._read_headers(self.fp)  # type: ignore[attr-defined]  # 100's fields
+            interim += 1
+            if interim > MAX_INTERIM:
+                raise http.client.HTTPException(
+                    f"got more than {MAX_INTERIM} interim responses (100 Continue)")
+            skipped = http.client._read_headers(self.fp)  # type: ignore[attr-defined]
+            if self.debuglevel > 0:
+                print("headers:", skipped)  # noqa: T201 - http.client's debug output
         self.code = self.status = status
         self.reason = reason.strip()
         if version in ("HTTP/1.0", "HTTP/0.9"):
@@ -104,6 +139,9 @@ class Response(http.client.HTTPResponse):
         else:
             raise http.client.UnknownProtocol(version)
         self.headers = self.msg = read_header_block(self.fp)
+        if self.debuglevel > 0:
+            for name, value in self.headers.items():
+                print("header:", name + ":", value)  # noqa: T201 - as http.client does
         encoding = self.headers.get("transfer-encoding")
         self.chunked = bool(encoding) and encoding.lower() == "chunked"
         if self.chunked:

@@ -213,7 +213,7 @@ def _watch(conn: HTTPConnection) -> None:
 
 
 class _WatchedHTTPConnection(HTTPConnection):
-    response_class = Response  # the head read without the email package (api/head.py)
+    response_class = Response  # heads read without the email package, where supported
 
     def connect(self) -> None:
         _watch(self)

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from playment_datasets.api import transport
-from playment_datasets.api.head import Response, plain_fields
+from playment_datasets.api import head, transport
+from playment_datasets.api.head import MAX_INTERIM, Response, plain_fields
 
 
 class _Socket:
@@ -42,8 +42,9 @@ def _message(message: Any) -> Any:
             "defects": [type(d).__name__ for d in message.defects]}
 
 
-def _seen(cls: type[http.client.HTTPResponse], data: bytes, method: str = "GET") -> Any:
-    response = cls(_Socket(data), method=method)  # type: ignore[arg-type]
+def _seen(cls: type[http.client.HTTPResponse], data: bytes, method: str = "GET",
+          debuglevel: int = 0) -> Any:
+    response = cls(_Socket(data), debuglevel, method=method)  # type: ignore[arg-type]
     try:
         response.begin()
     except Exception as exc:  # noqa: BLE001 - the same error is part of the behaviour
@@ -118,6 +119,43 @@ def test_status_lines_and_limits_are_handled_as_http_client_handles_them(data: b
 
 def test_a_head_answer_has_no_body() -> None:
     assert _same(PLAIN, method="HEAD")["length"] == 0
+
+
+def test_debug_output_is_http_clients(capsys: pytest.CaptureFixture[str]) -> None:
+    data = b"HTTP/1.1 100 Continue\r\nX-A: 1\r\n\r\n" + PLAIN
+    _seen(http.client.HTTPResponse, data, debuglevel=1)
+    standard = capsys.readouterr().out
+    _seen(Response, data, debuglevel=1)
+    assert capsys.readouterr().out == standard
+    assert "header: ETag:" in standard
+
+
+def test_a_server_that_sends_interim_answers_for_ever_is_refused() -> None:
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert _seen(Response, interim * MAX_INTERIM + PLAIN)["status"] == 200
+    assert _seen(Response, interim * (MAX_INTERIM + 1) + PLAIN) == (
+        "raised", "HTTPException", (f"got more than {MAX_INTERIM} interim responses "
+                                    "(100 Continue)",))
+
+
+def test_an_http_client_it_does_not_mirror_reads_heads_its_own_way(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(fp: Any) -> None:
+        raise AssertionError("the quick reader was used")
+
+    monkeypatch.setattr(head, "read_header_block", refuse)
+    monkeypatch.setattr(head, "SUPPORTED", False)
+    _same(PLAIN)
+    monkeypatch.setattr(head, "SUPPORTED", True)
+    given: list[Any] = []
+    monkeypatch.setattr(http.client.HTTPResponse, "begin",
+                        lambda self, *args, **kwargs: given.append((args, kwargs)))
+    Response(_Socket(PLAIN), method="GET").begin(_max_headers=10)  # type: ignore[arg-type]
+    assert given == [((), {"_max_headers": 10})]  # a later http.client's parameters
+
+
+def test_this_python_is_mirrored() -> None:
+    assert head.SUPPORTED  # 3.10 to 3.14: otherwise the tests above prove little
 
 
 def test_the_client_connections_use_the_quick_head() -> None:
