@@ -15,10 +15,11 @@ the :class:`http.client.HTTPMessage` itself when every header line is plain:
 Any other block (a folded line, a line without a colon, a name with a space or
 non-ASCII bytes…) goes to :func:`http.client.parse_headers`'s own parser, so the message
 is the standard one in every case; ``tests/network/test_head.py`` checks both paths
-against :mod:`http.client` on generated heads. Two differences are deliberate: more than
-:data:`MAX_INTERIM` ``100 Continue`` answers are refused (a server could otherwise hold
-the request for ever), and on a Python whose ``begin()`` takes parameters (a header limit,
-as in releases after 3.14) the standard reading is used whole.
+against :mod:`http.client` on generated heads. Two differences are deliberate: more
+than :data:`MAX_INTERIM` ``100 Continue`` answers are refused (a server sending them
+without end would otherwise keep the request busy until its total deadline), and on a
+Python whose ``begin()`` takes parameters (a header limit, as in releases after 3.14)
+the standard reading is used whole.
 
 Example:
     >>> import io
@@ -54,7 +55,7 @@ def _supported() -> bool:
 #: Whether :class:`Response` reads heads itself on this Python (else it is the standard one).
 SUPPORTED = _supported()
 #: ``100 Continue`` answers skipped before the final one at most; a server that sends
-#: more is refused rather than read for ever.
+#: more is refused at once rather than read until the request's deadline.
 MAX_INTERIM = 100
 
 #: A field name as RFC 9110 defines it: one or more token characters.
