@@ -42,8 +42,8 @@ __all__ = ["MAX_INTERIM", "SUPPORTED", "Response", "plain_fields", "read_header_
 
 def _supported() -> bool:
     """Whether this Python's http.client reads a head as :class:`Response` mirrors:
-    ``begin()`` without parameters and ``_read_headers(fp)`` (3.10 to 3.14). A later
-    one (``begin`` taking a header limit) keeps its own response class."""
+    ``begin()`` without parameters and ``_read_headers(fp)`` (3.10 to 3.14). On a later
+    one (``begin`` taking a header limit), :meth:`Response.begin` is the standard one."""
     try:
         begin = inspect.signature(http.client.HTTPResponse.begin)
         read = inspect.signature(http.client._read_headers)  # type: ignore[attr-defined]
